@@ -1,0 +1,198 @@
+"""The `mmtask` command: train, evaluate, predict and export from the shell.
+
+User mistakes (a missing path, a bad spec key, a bad data file) print one
+line on stderr and exit with status 2; anything else is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mmtask.errors import MmtaskError
+
+EXIT_USER_ERROR = 2
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser, splits: bool) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument(
+        "--data",
+        required=True,
+        help="an MVSA-layout folder, a folder of ID.txt + ID.jpg pairs, or a .csv/.jsonl manifest",
+    )
+    if splits:
+        group.add_argument("--split", default=None, help="MVSA split name or id file")
+    group.add_argument("--text-column", help="manifest column holding the text")
+    group.add_argument("--text-path-column", help="manifest column holding a text file path")
+    group.add_argument("--image-column", default="image", help="manifest image-path column")
+    group.add_argument("--label-columns", nargs="*", default=[], help="manifest label columns")
+    group.add_argument("--id-column", help="manifest id column (default: the row number)")
+    group.add_argument(
+        "--on-error",
+        choices=["raise", "skip"],
+        default="raise",
+        help="stop at the first bad post (default) or skip and report bad posts",
+    )
+
+
+def _read(
+    args: argparse.Namespace,
+    split: str | None = None,
+    labelled: bool = True,
+    label_names: dict | None = None,
+    data: str | None = None,
+):
+    from mmtask.data import read_posts
+
+    posts = read_posts(
+        data or args.data,
+        split=split,
+        on_error=args.on_error,
+        text_column=args.text_column,
+        text_path_column=args.text_path_column,
+        image_column=args.image_column,
+        label_columns=args.label_columns,
+        id_column=args.id_column,
+        label_names=label_names,
+        labelled=labelled,
+    )
+    print(posts.report.summary(), file=sys.stderr)
+    return posts
+
+
+def _train(args: argparse.Namespace) -> None:
+    from mmtask.spec import RunSpec
+    from mmtask.training import save_run, train
+
+    spec = RunSpec.from_file(args.spec) if args.spec else RunSpec()
+    for key in ("epochs", "batch_size", "learning_rate", "seed"):
+        if getattr(args, key) is not None:
+            setattr(spec.training, key, getattr(args, key))
+    if args.image_size is not None:
+        spec.model.image_size = args.image_size
+    train_posts = _read(args, split=args.train_split)
+    val_posts = None
+    if args.val_split or args.val_data:
+        val_posts = _read(
+            args, split=args.val_split, label_names=train_posts.label_names, data=args.val_data
+        )
+    result = train(spec, train_posts, val_posts)
+    paths = save_run(result, spec, args.out)
+    if result.report is not None:
+        print(result.report.table())
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from mmtask.data import make_dataset
+    from mmtask.evaluation import evaluate_model
+    from mmtask.training import load_model
+
+    model = load_model(args.model)
+    posts = _read(args, split=args.split, label_names=model.label_names)
+    data = make_dataset(posts, image_size=model.image_size, batch_size=args.batch_size)
+    report = evaluate_model(model, data, verbose=1)
+    print(report.table())
+    if args.out:
+        report.save(args.out)
+        print(f"report: {args.out}")
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from mmtask.data import features_only, make_dataset
+    from mmtask.training import load_model
+
+    model = load_model(args.model)
+    posts = _read(args, split=args.split, labelled=False)
+    data = features_only(
+        make_dataset(posts, image_size=model.image_size, batch_size=args.batch_size)
+    )
+    probabilities = model.predict(data, verbose=1)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        header = ["id"]
+        for task in model.tasks:
+            header.append(f"{task}_label")
+            header.extend(f"{task}_prob_{name}" for name in model.label_names[task])
+        writer.writerow(header)
+        for i, post_id in enumerate(posts.ids):
+            row = [post_id]
+            for task in model.tasks:
+                probs = probabilities[task][i]
+                row.append(model.label_names[task][int(probs.argmax())])
+                row.extend(f"{p:.6f}" for p in probs)
+            writer.writerow(row)
+    print(f"predictions: {out} ({len(posts)} posts)")
+
+
+def _export(args: argparse.Namespace) -> None:
+    from mmtask.export import export_saved_model
+    from mmtask.training import load_model
+
+    model = load_model(args.model)
+    path = export_saved_model(model, args.out, overwrite=args.overwrite)
+    print(f"saved_model: {path}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mmtask", description="Multi-task text + image models on Keras 3."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a joint model and save a run folder")
+    _add_data_arguments(train, splits=False)
+    train.add_argument("--spec", help="a .yaml or .json run spec (model: and training: keys)")
+    train.add_argument("--train-split", default=None, help="MVSA split for training")
+    train.add_argument("--val-split", default=None, help="MVSA split for validation")
+    train.add_argument("--val-data", default=None, help="validation data (default: --data)")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--learning-rate", type=float)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--image-size", type=int)
+    train.add_argument("--out", required=True, help="run folder to write")
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser("evaluate", help="report per-task metrics of a model")
+    evaluate.add_argument("--model", required=True, help="a .keras file or a run folder")
+    _add_data_arguments(evaluate, splits=True)
+    evaluate.add_argument("--batch-size", type=int, default=64)
+    evaluate.add_argument("--out", help="write the report as JSON here")
+    evaluate.set_defaults(run=_evaluate)
+
+    predict = commands.add_parser("predict", help="write per-task labels and probabilities")
+    predict.add_argument("--model", required=True, help="a .keras file or a run folder")
+    _add_data_arguments(predict, splits=True)
+    predict.add_argument("--batch-size", type=int, default=64)
+    predict.add_argument("--out", required=True, help="CSV file to write")
+    predict.set_defaults(run=_predict)
+
+    export = commands.add_parser("export", help="export a SavedModel serving raw text + images")
+    export.add_argument("--model", required=True, help="a .keras file or a run folder")
+    export.add_argument("--out", required=True, help="SavedModel folder to create")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    export.set_defaults(run=_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except MmtaskError as error:
+        print(f"mmtask {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

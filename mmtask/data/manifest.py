@@ -1,0 +1,227 @@
+"""Read a data set described by a manifest file (CSV or JSON lines) into `Posts`.
+
+A manifest is the simplest way to bring any text+image data set to mmtask:
+one row per post with an image path, the text (or a text file path) and one
+column per task. Empty cells are missing labels, so tasks labelled on
+different posts can share one file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mmtask.data.image_check import IMAGE_PROBLEMS, check_image_file
+from mmtask.data.posts import ErrorPolicy, Posts, ReadReport
+from mmtask.data.text_io import decode_bytes, read_text_file
+from mmtask.errors import DataError, MmtaskError
+
+CSV_SUFFIXES = (".csv",)
+JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
+
+
+def read_manifest(
+    path: str | Path,
+    *,
+    image_column: str,
+    label_columns: Sequence[str],
+    text_column: str | None = None,
+    text_path_column: str | None = None,
+    id_column: str | None = None,
+    label_names: dict[str, Sequence[str]] | None = None,
+    on_error: str = "raise",
+) -> Posts:
+    """Read a CSV (`.csv`) or JSON lines (`.jsonl`, `.json`, `.ndjson`) manifest.
+
+    Each label column becomes a task of the same name. Relative paths are
+    resolved against the manifest's folder. An empty cell, JSON null or a key
+    absent from a JSON record is a missing label (-1).
+
+    Args:
+        path: str | Path. The manifest file.
+        image_column: str. Column holding the image path.
+        label_columns: Sequence[str]. Columns holding labels, one task each;
+            empty for unlabelled posts (e.g. to predict).
+        text_column: str | None. Column holding the text itself.
+        text_path_column: str | None. Column holding the path of a text file;
+            give exactly one of `text_column` and `text_path_column`.
+        id_column: str | None. Column holding post ids; default: the 1-based
+            row number as a string.
+        label_names: dict[str, Sequence[str]] | None. Class names per label
+            column (class i is names[i]); a label not in the list is an error.
+            Columns not given here take their sorted distinct values (numbers
+            sorted as numbers).
+        on_error: str. "raise" raises a DataError naming the manifest line of
+            the first bad row; "skip" leaves bad rows out and records them in
+            `posts.report.skipped`.
+
+    Returns:
+        The posts.
+
+    Example:
+        >>> posts = read_manifest("posts.csv", image_column="image",
+        ...                       text_column="text", label_columns=["sentiment"])
+    """
+    if (text_column is None) == (text_path_column is None):
+        raise MmtaskError(
+            "Give exactly one of `text_column` and `text_path_column`. Received: "
+            f"text_column={text_column!r}, text_path_column={text_path_column!r}"
+        )
+    label_columns = list(label_columns)
+    label_names = {column: [str(n) for n in names] for column, names in (label_names or {}).items()}
+    if len(set(label_columns)) != len(label_columns):
+        raise MmtaskError(f"`label_columns` must be distinct. Received: {label_columns}")
+    if not set(label_names) <= set(label_columns):
+        raise MmtaskError(
+            f"`label_names` names columns that are not label columns: "
+            f"{sorted(set(label_names) - set(label_columns))}; label_columns={label_columns}"
+        )
+    path = Path(path).expanduser().resolve()
+    if not path.is_file():
+        raise DataError("manifest file not found.", str(path))
+    report = ReadReport(source=str(path))
+    policy = ErrorPolicy(on_error, report)
+
+    records, columns = _read_records(path)
+    required = [image_column, text_column or text_path_column, *label_columns]
+    required += [id_column] if id_column else []
+    for column in required:
+        if column not in columns:
+            raise DataError(f"column {column!r} not found; columns found: {columns}", str(path))
+
+    folder = path.parent
+    ids, texts, image_paths = [], [], []
+    raw_labels: dict[str, list[str | None]] = {column: [] for column in label_columns}
+    first_line: dict[str, int] = {}
+    for row_number, (line, record) in enumerate(records, start=1):
+        where = (path, line)
+        if isinstance(record, str):
+            policy.fail("malformed_row", f"{path.name}:{line}", f"malformed row: {record}", *where)
+            continue
+        cells = {column: _cell(record.get(column)) for column in required}
+        post_id = cells[id_column] if id_column else str(row_number)
+        if post_id is None:
+            policy.fail("malformed_row", f"{path.name}:{line}", f"empty id ({id_column!r})", *where)
+            continue
+        if post_id in first_line:
+            message = f"duplicate id {post_id!r}, first seen on line {first_line[post_id]}"
+            policy.fail("duplicate_id", post_id, message, *where)
+            continue
+        first_line[post_id] = line
+        unknown = [
+            (column, cells[column])
+            for column in label_columns
+            if column in label_names
+            and cells[column] is not None
+            and cells[column] not in label_names[column]
+        ]
+        if unknown:
+            column, value = unknown[0]
+            message = (
+                f"unknown label {value!r} in column {column!r} of post {post_id}: "
+                f"expected one of {label_names[column]}"
+            )
+            policy.fail("unknown_label", post_id, message, *where)
+            continue
+        if text_column:
+            text = (cells[text_column] or "").replace("\r\n", "\n").replace("\r", "\n")
+        else:
+            text_path = folder / cells[text_path_column] if cells[text_path_column] else None
+            if text_path is None or not text_path.is_file():
+                message = f"text file of post {post_id} not found: {text_path}"
+                policy.fail("missing_text", post_id, message, *where)
+                continue
+            text = read_text_file(text_path)
+        image_path = folder / cells[image_column] if cells[image_column] else None
+        problem = check_image_file(image_path) if image_path else "missing_file"
+        if problem is not None:
+            message = (
+                f"image of post {post_id} is unusable, {IMAGE_PROBLEMS[problem]}: {image_path}"
+            )
+            policy.fail(problem, post_id, message, *where)
+            continue
+        ids.append(post_id)
+        texts.append(text)
+        image_paths.append(str(image_path))
+        for column in label_columns:
+            raw_labels[column].append(cells[column])
+
+    report.read = len(ids)
+    names = {
+        column: label_names.get(column) or _sorted_labels(raw_labels[column])
+        for column in label_columns
+    }
+    labels = {
+        column: np.asarray(
+            [-1 if value is None else names[column].index(value) for value in raw_labels[column]],
+            dtype=np.int32,
+        )
+        for column in label_columns
+    }
+    return Posts(ids, texts, image_paths, labels, names, report)
+
+
+def _read_records(path: Path) -> tuple[list[tuple[int, dict | str]], list[str]]:
+    """(line, record) pairs and the columns found; a malformed record is a str saying why."""
+    suffix = path.suffix.lower()
+    text = decode_bytes(path.read_bytes())
+    if suffix in CSV_SUFFIXES:
+        rows = csv.reader(io.StringIO(text, newline=""))
+        columns = [column.strip() for column in next(rows, [])]
+        return list(_csv_records(rows, columns)), columns
+    if suffix in JSONL_SUFFIXES:
+        records = list(_jsonl_records(text))
+        keys = (key for _, record in records if isinstance(record, dict) for key in record)
+        return records, list(dict.fromkeys(keys))
+    raise DataError(
+        f"unknown manifest format: expected a file ending in one of "
+        f"{list(CSV_SUFFIXES + JSONL_SUFFIXES)}",
+        str(path),
+    )
+
+
+def _csv_records(rows, columns: list[str]) -> Iterator[tuple[int, dict | str]]:
+    end_of_previous = rows.line_num
+    for row in rows:
+        line, end_of_previous = end_of_previous + 1, rows.line_num
+        if not row:
+            continue
+        if len(row) != len(columns):
+            yield line, f"expected {len(columns)} fields, found {len(row)}"
+        else:
+            yield line, dict(zip(columns, row, strict=True))
+
+
+def _jsonl_records(text: str) -> Iterator[tuple[int, dict | str]]:
+    for line, content in enumerate(text.splitlines(), start=1):
+        if not content.strip():
+            continue
+        try:
+            record = json.loads(content)
+        except json.JSONDecodeError:
+            record = None
+        if isinstance(record, dict):
+            yield line, record
+        else:
+            yield line, f"expected a JSON object. Received: {content[:80]!r}"
+
+
+def _cell(value: object) -> str | None:
+    """A cell as a stripped string, None where empty."""
+    if value is None:
+        return None
+    value = str(value).strip()
+    return value or None
+
+
+def _sorted_labels(values: list[str | None]) -> list[str]:
+    distinct = {value for value in values if value is not None}
+    if all(re.fullmatch(r"[-+]?\d+(\.\d*)?", value) for value in distinct):
+        return sorted(distinct, key=float)
+    return sorted(distinct)

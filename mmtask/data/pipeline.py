@@ -1,0 +1,101 @@
+"""Turn `Posts` into a batched `tf.data` pipeline for Keras.
+
+Each element is `(features, labels, masks)`: a model reads `features`, and a
+multi-task loss uses `masks` to ignore the tasks a post has no label for.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from mmtask.data.augment import augment_image
+from mmtask.data.images import decode_image, image_size_pair
+from mmtask.data.posts import Posts
+
+CACHED_SHUFFLE_BUFFER = 1024
+"""Shuffle buffer over decoded images when caching (bounded: each holds a whole image)."""
+
+
+def make_dataset(
+    posts: Posts,
+    *,
+    image_size: int | tuple[int, int] = 224,
+    batch_size: int = 32,
+    training: bool = False,
+    augment: bool | None = None,
+    shuffle: bool | None = None,
+    cache: bool | str = False,
+    seed: int | None = None,
+    drop_remainder: bool = False,
+    repeat: bool = False,
+) -> tf.data.Dataset:
+    """A dataset of `(features, labels, masks)` batches.
+
+    features is `{"text": tf.string (B,), "image": float32 (B, H, W, 3) in
+    0..255}`; labels is `{task: int32 (B,)}` with missing labels set to 0;
+    masks is `{task: float32 (B,)}`, 1.0 where the label is real.
+
+    Args:
+        posts: Posts. The posts to serve.
+        image_size: int | tuple[int, int]. Image (height, width); an int gives a square.
+        batch_size: int. Posts per batch.
+        training: bool. Default for `augment` and `shuffle`; when False the
+            order is always that of `posts`.
+        augment: bool | None. Randomly flip and jitter images (see
+            `augment_image`); default `training`.
+        shuffle: bool | None. Reshuffle every epoch; default `training`.
+        cache: bool | str. Cache decoded images (before augmentation): True in
+            memory, a string for a cache file path prefix.
+        seed: int | None. Seed of shuffling and augmentation; a fixed seed
+            gives the same batches on every run.
+        drop_remainder: bool. Drop the last batch when smaller than `batch_size`.
+        repeat: bool. Repeat forever.
+
+    Example:
+        >>> train = make_dataset(posts, image_size=224, training=True, seed=0)
+        >>> features, labels, masks = next(iter(train))
+    """
+    size = image_size_pair(image_size)
+    augment = training if augment is None else augment
+    shuffle = training if shuffle is None else shuffle
+    deterministic = not training or seed is not None
+
+    def load(features, labels, masks):
+        image = decode_image(tf.io.read_file(features["image"]), size)
+        return {"text": features["text"], "image": image}, labels, masks
+
+    def augment_one(element, augment_seed):
+        features, labels, masks = element
+        image = augment_image(features["image"], augment_seed)
+        return {"text": features["text"], "image": image}, labels, masks
+
+    features = {
+        "text": tf.constant(posts.texts, dtype=tf.string, shape=[len(posts)]),
+        "image": tf.constant(posts.image_paths, dtype=tf.string, shape=[len(posts)]),
+    }
+    labels = {task: np.maximum(values, 0) for task, values in posts.labels.items()}
+    dataset = tf.data.Dataset.from_tensor_slices((features, labels, posts.masks()))
+    if shuffle and not cache:
+        # Shuffling file names is cheap: the whole set goes in the buffer.
+        dataset = dataset.shuffle(max(len(posts), 1), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    if cache:
+        dataset = dataset.cache("" if cache is True else str(cache))
+        if shuffle:
+            buffer = max(min(len(posts), CACHED_SHUFFLE_BUFFER), 1)
+            dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    if augment:
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        dataset = tf.data.Dataset.zip((dataset, seeds)).map(
+            augment_one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
+        )
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def features_only(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """Keep only the features of a `make_dataset` dataset, e.g. for `model.predict`."""
+    return dataset.map(lambda features, labels, masks: features)

@@ -1,0 +1,186 @@
+"""The in-memory form of a multi-task data set, shared by every reader.
+
+Readers (MVSA, manifests) turn files into `Posts`; the input pipeline and the
+evaluation code only ever see `Posts`. Labels are integer arrays per task with
+-1 for a missing label, so a post labelled for some tasks only still trains
+the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mmtask.errors import DataError, MmtaskError
+
+SENTIMENT_LABELS = ("negative", "neutral", "positive")
+
+_SHOWN_IDS = 5
+
+
+@dataclass
+class ReadReport:
+    """What a reader read and what it skipped.
+
+    Args:
+        source: str. The file or folder read.
+        read: int. The number of posts kept.
+        skipped: dict[str, list[str]]. Reason (e.g. "truncated_image") to the
+            ids of the posts skipped for it (or "file:line" where no id applies).
+    """
+
+    source: str
+    read: int = 0
+    skipped: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def num_skipped(self) -> int:
+        return sum(len(ids) for ids in self.skipped.values())
+
+    def add_skip(self, reason: str, key: str) -> None:
+        """Record that the post `key` was skipped for `reason`."""
+        self.skipped.setdefault(reason, []).append(key)
+
+    def summary(self) -> str:
+        """One line for people, e.g. "read 4 posts from X, skipped 1 (duplicate_id: 1 [7])"."""
+        line = f"read {self.read} posts from {self.source}, skipped {self.num_skipped}"
+        if not self.num_skipped:
+            return line
+        parts = []
+        for reason, keys in sorted(self.skipped.items()):
+            shown = ", ".join(keys[:_SHOWN_IDS]) + (", ..." if len(keys) > _SHOWN_IDS else "")
+            parts.append(f"{reason}: {len(keys)} [{shown}]")
+        return f"{line} ({'; '.join(parts)})"
+
+
+@dataclass
+class Posts:
+    """Posts with a text, an image file and labels for several tasks.
+
+    Args:
+        ids: list[str]. Unique post ids.
+        texts: list[str]. The text of each post.
+        image_paths: list[str]. The image file of each post.
+        labels: dict[str, np.ndarray]. Task name to an int32 array of class
+            indices, -1 where the post has no label for that task.
+        label_names: dict[str, list[str]]. Task name to its class names; index
+            i of the list is class i.
+        report: ReadReport. How the posts were read.
+
+    Example:
+        >>> posts = mmtask.data.read_mvsa("mvsa_single", split="val")
+        >>> posts.label_counts("post_sentiment")
+        {'negative': ..., 'neutral': ..., 'positive': ...}
+    """
+
+    ids: list[str]
+    texts: list[str]
+    image_paths: list[str]
+    labels: dict[str, np.ndarray]
+    label_names: dict[str, list[str]]
+    report: ReadReport
+
+    def __post_init__(self) -> None:
+        n = len(self.ids)
+        if len(self.texts) != n or len(self.image_paths) != n:
+            raise MmtaskError(
+                f"Posts need one text and one image path per id: got {n} ids, "
+                f"{len(self.texts)} texts and {len(self.image_paths)} image paths."
+            )
+        if len(set(self.ids)) != n:
+            raise MmtaskError("Posts need unique ids; received duplicate ids.")
+        if list(self.labels) != list(self.label_names):
+            raise MmtaskError(
+                f"`labels` and `label_names` must have the same tasks in the same order. "
+                f"Received: labels={list(self.labels)}, label_names={list(self.label_names)}"
+            )
+        self.labels = {task: np.asarray(v, dtype=np.int32) for task, v in self.labels.items()}
+        self.label_names = {task: list(names) for task, names in self.label_names.items()}
+        for task, values in self.labels.items():
+            if values.shape != (n,):
+                raise MmtaskError(
+                    f"Labels of task '{task}' must have shape ({n},); received {values.shape}."
+                )
+            num_classes = len(self.label_names[task])
+            if values.size and (values.min() < -1 or values.max() >= num_classes):
+                raise MmtaskError(
+                    f"Labels of task '{task}' must lie in [-1, {num_classes - 1}]; "
+                    f"received values from {values.min()} to {values.max()}."
+                )
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def tasks(self) -> list[str]:
+        """The task names, in the order of `labels`."""
+        return list(self.labels)
+
+    def masks(self) -> dict[str, np.ndarray]:
+        """Task name to a float32 array: 1.0 where the post is labelled, 0.0 where not."""
+        return {task: (values >= 0).astype(np.float32) for task, values in self.labels.items()}
+
+    def select(self, ids: Iterable[str]) -> Posts:
+        """The posts with the given ids, in the order given.
+
+        Raises:
+            MmtaskError: an id is not among these posts.
+        """
+        position = {post_id: i for i, post_id in enumerate(self.ids)}
+        ids = [str(post_id) for post_id in ids]
+        unknown = [post_id for post_id in ids if post_id not in position]
+        if unknown:
+            raise MmtaskError(
+                f"Cannot select {len(unknown)} unknown post id(s), e.g. {unknown[:_SHOWN_IDS]}; "
+                f"these posts come from {self.report.source}."
+            )
+        index = np.asarray([position[post_id] for post_id in ids], dtype=np.int64)
+        report = ReadReport(self.report.source, read=len(ids), skipped=dict(self.report.skipped))
+        return Posts(
+            ids=ids,
+            texts=[self.texts[i] for i in index],
+            image_paths=[self.image_paths[i] for i in index],
+            labels={task: values[index] for task, values in self.labels.items()},
+            label_names={task: list(names) for task, names in self.label_names.items()},
+            report=report,
+        )
+
+    def label_counts(self, task: str) -> dict[str, int]:
+        """Class name to the number of posts labelled with it for `task` (missing ones excluded)."""
+        if task not in self.labels:
+            raise MmtaskError(
+                f"Unknown task: expected one of {self.tasks}. Received: task={task!r}"
+            )
+        names = self.label_names[task]
+        values = self.labels[task]
+        counts = np.bincount(values[values >= 0], minlength=len(names))
+        return {name: int(count) for name, count in zip(names, counts, strict=True)}
+
+
+class ErrorPolicy:
+    """Raise or skip on a bad post, as the reader's `on_error` argument says.
+
+    Args:
+        on_error: str. "raise" to stop at the first bad post, "skip" to leave it
+            out and record it in `report`.
+        report: ReadReport. Where skipped posts are recorded.
+    """
+
+    CHOICES = ("raise", "skip")
+
+    def __init__(self, on_error: str, report: ReadReport):
+        if on_error not in self.CHOICES:
+            raise MmtaskError(
+                f"Invalid value for `on_error`: expected one of {list(self.CHOICES)}. "
+                f"Received: on_error={on_error!r}"
+            )
+        self.on_error = on_error
+        self.report = report
+
+    def fail(self, reason: str, key: str, message: str, path: object, line: int | None) -> None:
+        """Raise a DataError for `path`:`line`, or record `key` as skipped for `reason`."""
+        if self.on_error == "raise":
+            raise DataError(message, str(path), line)
+        self.report.add_skip(reason, key)

@@ -1,0 +1,6 @@
+"""Encoders turn one modality (raw strings, decoded images) into a vector."""
+
+from mmtask.encoders.image_cnn import SmallCNNImageEncoder
+from mmtask.encoders.text_transformer import TransformerTextEncoder
+
+__all__ = ["SmallCNNImageEncoder", "TransformerTextEncoder"]

@@ -1,0 +1,149 @@
+"""Default text encoder: a vocabulary learnt from the training texts, then a small transformer.
+
+The encoder owns its tokenizer (a `TextVectorization` layer), so a model built
+with it takes raw strings, and an exported SavedModel does too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import keras_hub
+from keras import ops
+
+from mmtask.registry import TEXT_ENCODERS
+
+
+@TEXT_ENCODERS.register("transformer")
+class TransformerTextEncoder(keras.layers.Layer):
+    """Strings -> token ids -> token + position embeddings -> transformer -> masked mean.
+
+    Args:
+        max_tokens: int. Vocabulary size, padding and out-of-vocabulary included.
+        sequence_length: int. Tokens kept per text; longer texts are cut.
+        embed_dim: int. Width of the token embeddings and transformer layers.
+        num_layers: int. Number of transformer encoder blocks.
+        num_heads: int. Attention heads per block.
+        intermediate_dim: int. Width of each block's feed-forward layer.
+        dropout: float. Dropout rate inside the blocks.
+        output_dim: int | None. If set, a final dense projection to this width.
+        vocabulary: list[str] | None. A fixed vocabulary, kept in the config;
+            otherwise call `adapt`, and the learnt vocabulary is saved with the
+            model's assets.
+
+    Example:
+    ```python
+    encoder = TransformerTextEncoder(max_tokens=1000, sequence_length=16)
+    encoder.adapt(["a happy day", "a sad night"])
+    vectors = encoder(np.array(["happy night"]))  # (1, 64)
+    ```
+    """
+
+    modality = "text"
+
+    def __init__(
+        self,
+        max_tokens: int = 20000,
+        sequence_length: int = 48,
+        embed_dim: int = 64,
+        num_layers: int = 1,
+        num_heads: int = 2,
+        intermediate_dim: int = 128,
+        dropout: float = 0.1,
+        output_dim: int | None = None,
+        vocabulary: Sequence[str] | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.max_tokens = max_tokens
+        self.sequence_length = sequence_length
+        self.embed_dim = embed_dim
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.intermediate_dim = intermediate_dim
+        self.dropout = dropout
+        self.output_dim = output_dim
+        self.vocabulary = list(vocabulary) if vocabulary is not None else None
+        self.vectorizer = keras.layers.TextVectorization(
+            max_tokens=max_tokens,
+            output_sequence_length=sequence_length,
+            standardize="lower_and_strip_punctuation",
+            vocabulary=self.vocabulary,
+            name="vectorizer",
+        )
+        self.embedding = keras_hub.layers.TokenAndPositionEmbedding(
+            vocabulary_size=max_tokens,
+            sequence_length=sequence_length,
+            embedding_dim=embed_dim,
+            name="embedding",
+        )
+        self.blocks = [
+            keras_hub.layers.TransformerEncoder(
+                intermediate_dim=intermediate_dim,
+                num_heads=num_heads,
+                dropout=dropout,
+                name=f"block_{i}",
+            )
+            for i in range(num_layers)
+        ]
+        self.projection = (
+            keras.layers.Dense(output_dim, activation="relu", name="projection")
+            if output_dim
+            else None
+        )
+
+    @property
+    def output_width(self) -> int:
+        return self.output_dim or self.embed_dim
+
+    def adapt(self, texts: Sequence[str], batch_size: int = 1024) -> None:
+        """Learn the vocabulary from training texts."""
+        self.vectorizer.adapt(list(texts), batch_size=batch_size)
+
+    def vocabulary_size(self) -> int:
+        return self.vectorizer.vocabulary_size()
+
+    def build(self, input_shape):
+        self.vectorizer.build(input_shape)
+        sequence_shape = (None, self.sequence_length)
+        self.embedding.build(sequence_shape)
+        for block in self.blocks:
+            block.build((None, self.sequence_length, self.embed_dim))
+        if self.projection is not None:
+            self.projection.build((None, self.embed_dim))
+        self.built = True
+
+    def call(self, texts, training=None):
+        token_ids = self.vectorizer(texts)
+        padding_mask = ops.not_equal(token_ids, 0)
+        x = self.embedding(token_ids)
+        for block in self.blocks:
+            x = block(x, padding_mask=padding_mask, training=training)
+        weights = ops.expand_dims(ops.cast(padding_mask, x.dtype), -1)
+        summed = ops.sum(x * weights, axis=1)
+        counts = ops.maximum(ops.sum(weights, axis=1), 1.0)
+        pooled = summed / counts
+        if self.projection is not None:
+            pooled = self.projection(pooled)
+        return pooled
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.output_width)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "max_tokens": self.max_tokens,
+                "sequence_length": self.sequence_length,
+                "embed_dim": self.embed_dim,
+                "num_layers": self.num_layers,
+                "num_heads": self.num_heads,
+                "intermediate_dim": self.intermediate_dim,
+                "dropout": self.dropout,
+                "output_dim": self.output_dim,
+                "vocabulary": self.vocabulary,
+            }
+        )
+        return config

@@ -1,0 +1,119 @@
+"""Export a trained model as a TensorFlow SavedModel that serves raw text and image bytes.
+
+All preprocessing is inside the SavedModel: images are decoded and resized by
+the same function the training pipeline uses, and the text encoder carries its
+own tokenizer. The export is written to a temporary folder beside the target
+and renamed into place, so an interrupted export never leaves a half-written
+model at the requested path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from mmtask.data.images import decode_image
+from mmtask.errors import MmtaskError
+
+SERVING_ENDPOINT = "serve"
+LABELS_FILE = "mmtask_labels.json"
+
+
+def serving_function(model):
+    """A `tf.function`-ready callable: raw inputs -> per-task probabilities and label names.
+
+    Arguments are, for the modalities the model has: `text` (tf.string [batch],
+    UTF-8) and `image_bytes` (tf.string [batch], JPEG / PNG / GIF / BMP bytes).
+    Returns `{task}_probabilities` (float32 [batch, classes]) and `{task}_label`
+    (tf.string [batch]) for every task.
+    """
+    height, width = model.image_size
+    names = {t: tf.constant(n) for t, n in model.label_names.items()}
+
+    def serve(**raw):
+        inputs = {}
+        if "text" in model.encoders:
+            inputs["text"] = raw["text"]
+        if "image" in model.encoders:
+            inputs["image"] = tf.map_fn(
+                lambda b: decode_image(b, (height, width)),
+                raw["image_bytes"],
+                fn_output_signature=tf.TensorSpec((height, width, 3), tf.float32),
+            )
+        probabilities = model(inputs, training=False)
+        outputs = {}
+        for task in model.tasks:
+            outputs[f"{task}_probabilities"] = probabilities[task]
+            outputs[f"{task}_label"] = tf.gather(names[task], tf.argmax(probabilities[task], -1))
+        return outputs
+
+    return serve
+
+
+def export_saved_model(model, path: str | Path, overwrite: bool = False) -> Path:
+    """Write `model` as a SavedModel with a `serve` endpoint taking raw text and image bytes.
+
+    Args:
+        model: MultiTaskModel.
+        path: str or Path. The folder to create.
+        overwrite: bool. Replace an existing folder at `path`.
+
+    Returns:
+        The path of the SavedModel folder.
+
+    Example:
+    ```python
+    export_saved_model(model, "exported")
+    served = tf.saved_model.load("exported")
+    out = served.serve(text=tf.constant(["a tweet"]), image_bytes=tf.constant([jpeg]))
+    ```
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise MmtaskError(f"Export path already exists: {path} (pass overwrite=True to replace)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    signature = {}
+    if "text" in model.encoders:
+        signature["text"] = tf.TensorSpec([None], tf.string, name="text")
+    if "image" in model.encoders:
+        signature["image_bytes"] = tf.TensorSpec([None], tf.string, name="image_bytes")
+    serve = serving_function(model)
+
+    def endpoint(*args):
+        return serve(**dict(zip(signature, args, strict=True)))
+
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
+    try:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(
+            name=SERVING_ENDPOINT, fn=endpoint, input_signature=list(signature.values())
+        )
+        archive.write_out(str(staging), verbose=False)
+        (staging / "assets").mkdir(exist_ok=True)
+        (staging / "assets" / LABELS_FILE).write_text(
+            json.dumps({"label_names": model.label_names, "inputs": list(signature)}, indent=2),
+            encoding="utf-8",
+        )
+        _replace_directory(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return path
+
+
+def _replace_directory(source: Path, target: Path) -> None:
+    """Move `source` to `target`, replacing it; the target is never half-written."""
+    if not target.exists():
+        os.rename(source, target)
+        return
+    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    os.rename(target, retired / target.name)
+    os.rename(source, target)
+    shutil.rmtree(retired, ignore_errors=True)

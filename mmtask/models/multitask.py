@@ -1,0 +1,254 @@
+"""The joint model: shared encoders and fusion trunk feeding one head per task.
+
+Losses live in `compute_loss`, not in a hand-written `train_step`, so `fit`,
+`evaluate`, callbacks and distribution strategies work unchanged. Each task's
+loss is a masked mean over the examples that carry its label, and the task
+losses are combined by a `LossWeighting` layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import keras
+from keras import ops
+from keras.src.losses.loss import scale_loss_for_distribution
+
+from mmtask.weighting.base import LossWeighting
+from mmtask.weighting.static import StaticWeighting
+
+FUSED = "fused"
+MODALITY_INPUTS = {
+    "text": lambda image_size: keras.Input(shape=(), dtype="string", name="text"),
+    "image": lambda image_size: keras.Input(shape=(*image_size, 3), name="image"),
+}
+
+
+@keras.saving.register_keras_serializable(package="mmtask")
+class MultiTaskModel(keras.Model):
+    """Encoders per modality, an optional fusion trunk, and a head per task.
+
+    Inputs are a dict: `"text"` (a batch of raw strings) and `"image"` (float32
+    RGB images in 0..255), for the modalities that have an encoder. Outputs are
+    a dict of class probabilities per task.
+
+    Labels are given per task as integers; a missing label is a negative
+    integer or a 0 in the per-task mask passed as `sample_weight`. A task's
+    loss and metrics see only its labelled examples.
+
+    Args:
+        encoders: mapping of modality ("text", "image") -> encoder layer.
+        heads: mapping of task name -> head layer, in the order tasks are reported.
+        task_inputs: mapping of task name -> the representation its head reads:
+            a modality name or "fused".
+        label_names: mapping of task name -> class names (index i <-> name).
+        fusion: layer | None. Takes the dict of modality vectors; needed when a
+            task reads "fused".
+        weighting: LossWeighting | None. Defaults to static weights of 1.0.
+        image_size: (int, int). Height and width of the image input.
+
+    Example:
+    ```python
+    model = MultiTaskModel(
+        encoders={"text": text_encoder, "image": image_encoder},
+        fusion=ConcatFusion(),
+        heads={"post_sentiment": ClassificationHead(3)},
+        task_inputs={"post_sentiment": "fused"},
+        label_names={"post_sentiment": ["negative", "neutral", "positive"]},
+    )
+    model.compile(optimizer="adam")
+    model.fit(dataset, epochs=3)
+    ```
+    """
+
+    def __init__(
+        self,
+        encoders: Mapping[str, keras.layers.Layer],
+        heads: Mapping[str, keras.layers.Layer],
+        task_inputs: Mapping[str, str],
+        label_names: Mapping[str, Sequence[str]],
+        fusion: keras.layers.Layer | None = None,
+        weighting: LossWeighting | None = None,
+        image_size: Sequence[int] = (128, 128),
+        **kwargs,
+    ):
+        tasks = list(heads)
+        _check_structure(encoders, heads, task_inputs, label_names, fusion)
+        image_size = tuple(int(s) for s in image_size)
+        inputs = {m: MODALITY_INPUTS[m](image_size) for m in sorted(encoders)}
+        representations = {m: encoders[m](inputs[m]) for m in sorted(encoders)}
+        if fusion is not None:
+            representations[FUSED] = fusion({m: representations[m] for m in sorted(encoders)})
+        outputs = {t: heads[t](representations[task_inputs[t]]) for t in tasks}
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+
+        self.encoders = dict(encoders)
+        self.fusion = fusion
+        self.heads = dict(heads)
+        self.task_inputs = {t: task_inputs[t] for t in tasks}
+        self.label_names = {t: list(label_names[t]) for t in tasks}
+        self.image_size = image_size
+        self.weighting = weighting if weighting is not None else StaticWeighting(tasks)
+        if not self.weighting.built:
+            self.weighting.build({t: () for t in tasks})
+        self.task_loss_trackers = {t: keras.metrics.Mean(name=f"{t}_loss") for t in tasks}
+        self.task_accuracies = {
+            t: keras.metrics.SparseCategoricalAccuracy(name=f"{t}_accuracy") for t in tasks
+        }
+        self.task_macro_f1 = {
+            t: keras.metrics.F1Score(average="macro", name=f"{t}_macro_f1") for t in tasks
+        }
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.heads)
+
+    @property
+    def modalities(self) -> list[str]:
+        return sorted(self.encoders)
+
+    def compile(
+        self,
+        optimizer="adam",
+        loss=None,
+        loss_weights=None,
+        metrics=None,
+        weighted_metrics=None,
+        **kwargs,
+    ):
+        """Like `keras.Model.compile`; losses and metrics are the model's own, per task."""
+        given = {
+            "loss": loss,
+            "loss_weights": loss_weights,
+            "metrics": metrics,
+            "weighted_metrics": weighted_metrics,
+        }
+        given = {k: v for k, v in given.items() if v is not None}
+        if given:
+            raise ValueError(
+                "MultiTaskModel computes its own masked per-task losses and metrics; "
+                f"set task weights with `weighting=` instead. Received: {given}"
+            )
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def compile_from_config(self, config):
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras' TensorFlow trainer, under a distribution strategy, averages one
+        # input batch across replicas to build the model symbolically; that
+        # fails on string inputs. This model is built when constructed and has
+        # no compiled losses or metrics to build from data: only the optimizer
+        # is left to build, and that needs no batch.
+        with self.distribute_strategy.scope():
+            if self.optimizer is not None and not self.optimizer.built:
+                self.optimizer.build(self.trainable_variables)
+            self._post_build()
+
+    def task_losses(self, y, y_pred, sample_weight=None) -> dict:
+        """Task name -> masked mean cross-entropy over the examples labelled for it.
+
+        Tasks absent from `y` contribute nothing. A batch with no labelled
+        example for a task gives that task a loss of 0.
+        """
+        losses = {}
+        for task, (labels, mask) in self._labels_and_masks(y, sample_weight).items():
+            per_example = keras.losses.sparse_categorical_crossentropy(labels, y_pred[task])
+            losses[task] = ops.divide_no_nan(ops.sum(per_example * mask), ops.sum(mask))
+        return losses
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        del x, training
+        total = ops.zeros((), dtype="float32")
+        if y is not None:
+            total = scale_loss_for_distribution(
+                self.weighting(self.task_losses(y, y_pred, sample_weight))
+            )
+        for loss in self.losses:
+            total = total + self._aggregate_additional_loss(loss)
+        return total
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        if y is not None:
+            losses = self.task_losses(y, y_pred, sample_weight)
+            for task, (labels, mask) in self._labels_and_masks(y, sample_weight).items():
+                self.task_loss_trackers[task].update_state(
+                    losses[task], sample_weight=ops.sum(mask)
+                )
+                self.task_accuracies[task].update_state(labels, y_pred[task], sample_weight=mask)
+                one_hot = ops.one_hot(labels, len(self.label_names[task]))
+                self.task_macro_f1[task].update_state(one_hot, y_pred[task], sample_weight=mask)
+        return self.get_metrics_result()
+
+    def _labels_and_masks(self, y, sample_weight):
+        if not isinstance(y, Mapping):
+            raise ValueError(
+                f"Labels must be a dict of task name -> integer labels for tasks {self.tasks}. "
+                f"Received: {type(y).__name__}"
+            )
+        unknown = sorted(set(y) - set(self.tasks))
+        if unknown:
+            raise ValueError(
+                f"Labels given for unknown tasks {unknown}; the tasks are {self.tasks}."
+            )
+        sample_weight = sample_weight or {}
+        result = {}
+        for task in self.tasks:
+            if task not in y:
+                continue
+            labels = ops.reshape(ops.cast(y[task], "int32"), (-1,))
+            mask = ops.cast(ops.greater_equal(labels, 0), "float32")
+            if sample_weight.get(task) is not None:
+                mask = mask * ops.reshape(ops.cast(sample_weight[task], "float32"), (-1,))
+            result[task] = (ops.maximum(labels, 0), mask)
+        return result
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "encoders": {m: keras.layers.serialize(e) for m, e in self.encoders.items()},
+            "heads": {t: keras.layers.serialize(h) for t, h in self.heads.items()},
+            "task_inputs": dict(self.task_inputs),
+            "label_names": {t: list(n) for t, n in self.label_names.items()},
+            "fusion": keras.layers.serialize(self.fusion) if self.fusion is not None else None,
+            "weighting": keras.layers.serialize(self.weighting),
+            "image_size": list(self.image_size),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["encoders"] = {m: keras.layers.deserialize(e) for m, e in config["encoders"].items()}
+        config["heads"] = {t: keras.layers.deserialize(h) for t, h in config["heads"].items()}
+        for key in ("fusion", "weighting"):
+            if config.get(key) is not None:
+                config[key] = keras.layers.deserialize(config[key])
+        return cls(**config)
+
+
+def _check_structure(encoders, heads, task_inputs, label_names, fusion) -> None:
+    unknown_modalities = sorted(set(encoders) - set(MODALITY_INPUTS))
+    if unknown_modalities or not encoders:
+        raise ValueError(
+            f"`encoders` must map modalities among {sorted(MODALITY_INPUTS)} to layers. "
+            f"Received: {sorted(encoders)}"
+        )
+    if not heads:
+        raise ValueError("`heads` must hold at least one task head. Received: {}")
+    for name, mapping in (("task_inputs", task_inputs), ("label_names", label_names)):
+        if set(mapping) != set(heads):
+            raise ValueError(
+                f"`{name}` must name exactly the tasks of `heads` {sorted(heads)}. "
+                f"Received: {sorted(mapping)}"
+            )
+    allowed = sorted(encoders) + ([FUSED] if fusion is not None else [])
+    for task, source in task_inputs.items():
+        if source not in allowed:
+            hint = " (a fused input needs `fusion`)" if source == FUSED else ""
+            raise ValueError(
+                f"Invalid input for task {task!r}: expected one of {allowed}{hint}. "
+                f"Received: {source!r}"
+            )

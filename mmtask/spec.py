@@ -1,0 +1,175 @@
+"""Declarative specs: dataclasses for the model and its training, loadable from YAML or JSON.
+
+A spec only names parts and their options; `mmtask.builder` turns it into
+layers. Unknown keys are errors, so a typo never silently falls back to a
+default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mmtask.errors import SpecError
+
+
+@dataclass
+class TaskSpec:
+    """One prediction task.
+
+    Args:
+        name: str. The task name; also the label key in the data.
+        input: str. The representation the head reads: "text", "image" or "fused".
+        weight: float. Static weight of the task's loss.
+        hidden_units: list of int. Dense layers in the head before the classifier.
+        dropout: float. Dropout in the head.
+    """
+
+    name: str
+    input: str = "fused"
+    weight: float = 1.0
+    hidden_units: list[int] = field(default_factory=list)
+    dropout: float = 0.0
+
+
+@dataclass
+class ComponentSpec:
+    """A registered part chosen by name, with its constructor options."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def _default_tasks() -> list[TaskSpec]:
+    return [
+        TaskSpec("text_sentiment", input="text"),
+        TaskSpec("image_sentiment", input="image"),
+        TaskSpec("post_sentiment", input="fused"),
+    ]
+
+
+@dataclass
+class ModelSpec:
+    """The joint model: encoders, fusion trunk, loss weighting and tasks.
+
+    Example:
+    ```python
+    spec = ModelSpec.from_dict({"image_size": 64, "fusion": {"name": "concat"}})
+    ```
+    """
+
+    tasks: list[TaskSpec] = field(default_factory=_default_tasks)
+    text_encoder: ComponentSpec | None = field(default_factory=lambda: ComponentSpec("transformer"))
+    image_encoder: ComponentSpec | None = field(default_factory=lambda: ComponentSpec("small_cnn"))
+    fusion: ComponentSpec | None = field(default_factory=lambda: ComponentSpec("concat"))
+    weighting: ComponentSpec = field(default_factory=lambda: ComponentSpec("static"))
+    image_size: int = 128
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelSpec:
+        return _from_dict(cls, data, "model")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class TrainingSpec:
+    """How to fit: epochs, batch size, optimiser settings, seed."""
+
+    epochs: int = 5
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    seed: int = 0
+    augment: bool = True
+    cache: bool = False
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainingSpec:
+        return _from_dict(cls, data, "training")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class RunSpec:
+    """A whole run: the model and its training. Files hold `model:` and `training:` keys."""
+
+    model: ModelSpec = field(default_factory=ModelSpec)
+    training: TrainingSpec = field(default_factory=TrainingSpec)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RunSpec:
+        return _from_dict(cls, data, "spec")
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> RunSpec:
+        """Load a spec from a `.yaml`/`.yml` or `.json` file."""
+        path = Path(path)
+        if not path.is_file():
+            raise SpecError(f"Spec file not found: {path}")
+        text = path.read_text(encoding="utf-8")
+        try:
+            if path.suffix in (".yaml", ".yml"):
+                data = yaml.safe_load(text) or {}
+            elif path.suffix == ".json":
+                data = json.loads(text)
+            else:
+                raise SpecError(
+                    f"Spec file must end in .yaml, .yml or .json. Received: {path.name}"
+                )
+        except (yaml.YAMLError, json.JSONDecodeError) as error:
+            raise SpecError(f"Could not parse spec file {path}: {error}") from None
+        return cls.from_dict(data)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
+
+
+_NESTED = {
+    ("ModelSpec", "tasks"): ("list", TaskSpec),
+    ("ModelSpec", "text_encoder"): ("component", ComponentSpec),
+    ("ModelSpec", "image_encoder"): ("component", ComponentSpec),
+    ("ModelSpec", "fusion"): ("component", ComponentSpec),
+    ("ModelSpec", "weighting"): ("component", ComponentSpec),
+    ("RunSpec", "model"): ("object", ModelSpec),
+    ("RunSpec", "training"): ("object", TrainingSpec),
+}
+
+
+def _from_dict(cls, data, where: str):
+    if not isinstance(data, dict):
+        raise SpecError(f"`{where}` must be a mapping. Received: {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise SpecError(
+            f"Unknown key(s) {unknown} in `{where}`: expected some of {sorted(fields)}."
+        )
+    values = {}
+    for key, value in data.items():
+        kind = _NESTED.get((cls.__name__, key))
+        path = f"{where}.{key}"
+        if kind is None or value is None:
+            values[key] = value
+        elif kind[0] == "list":
+            if not isinstance(value, list):
+                raise SpecError(f"`{path}` must be a list. Received: {value!r}")
+            values[key] = [_from_dict(kind[1], v, f"{path}[{i}]") for i, v in enumerate(value)]
+        elif kind[0] == "component" and isinstance(value, str):
+            values[key] = ComponentSpec(value)
+        else:
+            values[key] = _from_dict(kind[1], value, path)
+    try:
+        return cls(**values)
+    except TypeError as error:
+        raise SpecError(f"Invalid `{where}`: {error}") from None

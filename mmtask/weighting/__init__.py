@@ -1,0 +1,6 @@
+"""Loss weighting: how per-task losses combine into the training objective."""
+
+from mmtask.weighting.base import LossWeighting
+from mmtask.weighting.static import StaticWeighting
+
+__all__ = ["LossWeighting", "StaticWeighting"]

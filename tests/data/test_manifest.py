@@ -1,0 +1,178 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmtask.data import read_manifest
+from mmtask.errors import DataError, MmtaskError
+
+
+@pytest.fixture
+def folder(tmp_path, encode):
+    """A manifest folder with images img/a.png, img/b.jpg, img/c.png and texts txt/*.txt."""
+    (tmp_path / "img").mkdir()
+    (tmp_path / "txt").mkdir()
+    for name, fmt in (("a.png", "PNG"), ("b.jpg", "JPEG"), ("c.png", "PNG")):
+        (tmp_path / "img" / name).write_bytes(encode(Image.new("RGB", (4, 4)), fmt))
+    (tmp_path / "txt" / "a.txt").write_bytes(b"caf\xe9\r\n")
+    (tmp_path / "txt" / "b.txt").write_bytes(b"hello\r\n")
+    (tmp_path / "txt" / "c.txt").write_bytes("naïve".encode())
+    return tmp_path
+
+
+CSV = (
+    "id,image,text,sentiment,topic\r\n"
+    'p1,img/a.png,"hello, world",positive,sport\r\n'
+    "p2,img/b.jpg,bye,,news\r\n"
+    'p3,img/c.png,"multi\r\nline",negative,\r\n'
+)
+
+
+def test_csv_with_text_column(folder, tmp_path, monkeypatch):
+    (folder / "m.csv").write_text(CSV, newline="")
+    monkeypatch.chdir(tmp_path.parent)  # relative paths follow the manifest, not the cwd
+    posts = read_manifest(
+        folder / "m.csv",
+        image_column="image",
+        text_column="text",
+        label_columns=["sentiment", "topic"],
+        id_column="id",
+    )
+    assert posts.ids == ["p1", "p2", "p3"]
+    assert posts.texts == ["hello, world", "bye", "multi\nline"]
+    assert posts.image_paths == [str(folder / "img" / n) for n in ("a.png", "b.jpg", "c.png")]
+    assert posts.tasks == ["sentiment", "topic"]
+    assert posts.label_names == {"sentiment": ["negative", "positive"], "topic": ["news", "sport"]}
+    np.testing.assert_array_equal(posts.labels["sentiment"], [1, -1, 0])
+    np.testing.assert_array_equal(posts.labels["topic"], [1, 0, -1])
+    np.testing.assert_array_equal(posts.masks()["sentiment"], [1, 0, 1])
+
+
+def test_given_label_names_fix_the_order(folder):
+    (folder / "m.csv").write_text(CSV, newline="")
+    posts = read_manifest(
+        folder / "m.csv",
+        image_column="image",
+        text_column="text",
+        label_columns=["sentiment"],
+        label_names={"sentiment": ["negative", "neutral", "positive"]},
+    )
+    assert posts.ids == ["1", "2", "3"]  # row numbers without an id column
+    assert posts.label_names == {"sentiment": ["negative", "neutral", "positive"]}
+    np.testing.assert_array_equal(posts.labels["sentiment"], [2, -1, 0])
+
+
+def test_unknown_label_against_given_names(folder):
+    (folder / "m.csv").write_text(CSV, newline="")
+    kwargs = dict(
+        image_column="image",
+        text_column="text",
+        label_columns=["topic"],
+        label_names={"topic": ["sport", "weather"]},
+    )
+    with pytest.raises(DataError, match="'news'") as info:
+        read_manifest(folder / "m.csv", **kwargs)
+    assert info.value.line == 3 and info.value.path == str(folder / "m.csv")
+    posts = read_manifest(folder / "m.csv", on_error="skip", **kwargs)
+    assert posts.ids == ["1", "3"]
+    assert posts.report.skipped == {"unknown_label": ["2"]}
+    np.testing.assert_array_equal(posts.labels["topic"], [0, -1])
+
+
+def test_jsonl_with_text_path_column(folder):
+    records = [
+        {"image": "img/a.png", "text_file": "txt/a.txt", "stars": 10, "spam": False},
+        {"image": str(folder / "img" / "b.jpg"), "text_file": "txt/b.txt", "stars": None},
+        {"image": "img/c.png", "text_file": "txt/c.txt", "stars": 2, "spam": ""},
+    ]
+    lines = [json.dumps(r) for r in records]
+    (folder / "m.jsonl").write_text(lines[0] + "\n\n" + "\n".join(lines[1:]) + "\n")
+    posts = read_manifest(
+        folder / "m.jsonl",
+        image_column="image",
+        text_path_column="text_file",
+        label_columns=["stars", "spam"],
+    )
+    assert posts.ids == ["1", "2", "3"]
+    assert posts.texts == ["café", "hello", "naïve"]
+    assert posts.label_names == {"stars": ["2", "10"], "spam": ["False"]}  # numbers as numbers
+    np.testing.assert_array_equal(posts.labels["stars"], [1, -1, 0])
+    np.testing.assert_array_equal(posts.labels["spam"], [0, -1, -1])  # absent key = missing
+
+
+def test_missing_column(folder):
+    (folder / "m.csv").write_text(CSV, newline="")
+    found = r"\['id', 'image', 'text', 'sentiment', 'topic'\]"
+    with pytest.raises(DataError, match=f"'label'.*{found}"):
+        read_manifest(
+            folder / "m.csv", image_column="image", text_column="text", label_columns=["label"]
+        )
+
+
+def test_row_errors_name_the_line(folder):
+    (folder / "m.csv").write_text(
+        "id,image,text,y\n"
+        "a,img/a.png,t,1\n"
+        "b,img/missing.png,t,1\n"
+        "a,img/c.png,t,0\n"
+        "c,img/c.png,t\n"
+        "d,txt/a.txt,t,0\n"
+    )
+    kwargs = dict(image_column="image", text_column="text", label_columns=["y"], id_column="id")
+    with pytest.raises(DataError, match="missing.png") as info:
+        read_manifest(folder / "m.csv", **kwargs)
+    assert info.value.line == 3
+    posts = read_manifest(folder / "m.csv", on_error="skip", **kwargs)
+    assert posts.ids == ["a"]
+    assert posts.report.skipped == {
+        "missing_file": ["b"],
+        "duplicate_id": ["a"],
+        "malformed_row": ["m.csv:5"],
+        "not_an_image": ["d"],
+    }
+
+
+def test_jsonl_bad_line(folder):
+    (folder / "m.jsonl").write_text('{"image": "img/a.png", "text": "x", "y": 1}\n{oops\n')
+    with pytest.raises(DataError, match="oops") as info:
+        read_manifest(
+            folder / "m.jsonl", image_column="image", text_column="text", label_columns=["y"]
+        )
+    assert info.value.line == 2
+
+
+def test_missing_text_file(folder):
+    (folder / "m.csv").write_text("image,text_file\nimg/a.png,txt/zz.txt\n")
+    with pytest.raises(DataError, match="zz.txt") as info:
+        read_manifest(
+            folder / "m.csv", image_column="image", text_path_column="text_file", label_columns=[]
+        )
+    assert info.value.line == 2
+
+
+def test_bad_arguments(folder):
+    (folder / "m.csv").write_text(CSV, newline="")
+    with pytest.raises(MmtaskError, match="exactly one"):
+        read_manifest(folder / "m.csv", image_column="image", label_columns=["topic"])
+    with pytest.raises(MmtaskError, match="exactly one"):
+        read_manifest(
+            folder / "m.csv",
+            image_column="image",
+            label_columns=["topic"],
+            text_column="text",
+            text_path_column="text",
+        )
+    with pytest.raises(MmtaskError, match="on_error"):
+        read_manifest(
+            folder / "m.csv",
+            image_column="image",
+            label_columns=["topic"],
+            text_column="text",
+            on_error="ignore",
+        )
+    (folder / "m.tsv").write_text("x")
+    with pytest.raises(DataError, match=".csv"):
+        read_manifest(folder / "m.tsv", image_column="image", label_columns=[], text_column="t")
+    with pytest.raises(DataError, match="not found"):
+        read_manifest(folder / "none.csv", image_column="image", label_columns=[], text_column="t")

@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+
+from mmtask.encoders import SmallCNNImageEncoder, TransformerTextEncoder
+from mmtask.fusion import ConcatFusion
+from mmtask.heads import ClassificationHead
+from mmtask.models import MultiTaskModel
+from mmtask.weighting import StaticWeighting
+
+TASKS = {"text_task": "text", "image_task": "image", "post_task": "fused"}
+NAMES = ["neg", "neu", "pos"]
+WORDS = ["good", "bad", "fine", "sun", "rain", "cat", "dog", "tea"]
+
+
+def make_model(weights=None, seed=0, image_size=16, dropout=0.1):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    text = TransformerTextEncoder(
+        max_tokens=32,
+        sequence_length=6,
+        embed_dim=8,
+        intermediate_dim=8,
+        vocabulary=WORDS,
+        dropout=dropout,
+    )
+    return MultiTaskModel(
+        encoders={
+            "text": text,
+            "image": SmallCNNImageEncoder(filters=(4, 8), output_dim=8, dropout=dropout),
+        },
+        fusion=ConcatFusion(units=(8,), dropout=dropout),
+        heads={t: ClassificationHead(3, name=t) for t in TASKS},
+        task_inputs=TASKS,
+        label_names={t: NAMES for t in TASKS},
+        weighting=StaticWeighting(list(TASKS), weights),
+        image_size=(image_size, image_size),
+    )
+
+
+def make_batch(n=12, seed=0, image_size=16):
+    rng = np.random.default_rng(seed)
+    texts = np.array([" ".join(rng.choice(WORDS, 4)) for _ in range(n)], dtype=object)
+    images = rng.uniform(0, 255, (n, image_size, image_size, 3)).astype("float32")
+    labels = {t: rng.integers(0, 3, n).astype("int32") for t in TASKS}
+    return {"text": texts, "image": images}, labels
+
+
+@pytest.fixture
+def model():
+    return make_model()
+
+
+@pytest.fixture
+def batch():
+    return make_batch()

@@ -1,0 +1,191 @@
+"""MultiTaskModel: masked per-task losses, weighting, metrics, compile rules, saving."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import NAMES, TASKS, make_batch, make_model
+
+from mmtask.models import MultiTaskModel
+
+
+def cross_entropy(probabilities, labels):
+    return -np.log(np.clip(probabilities[np.arange(len(labels)), labels], 1e-7, 1.0))
+
+
+class MaskedLossTest(tf.test.TestCase):
+    def test_loss_is_mean_over_labelled_examples_only(self):
+        model = make_model()
+        x, y = make_batch()
+        y["post_task"][[0, 3, 5, 6, 7, 8, 9, 10]] = -1  # 4 of 12 labelled
+        predictions = model.predict_on_batch(x)
+        losses = model.task_losses(y, predictions)
+        keep = y["post_task"] >= 0
+        expected = cross_entropy(predictions["post_task"][keep], y["post_task"][keep]).mean()
+        self.assertAllClose(losses["post_task"], expected, rtol=1e-5)
+        full = cross_entropy(predictions["text_task"], y["text_task"]).mean()
+        self.assertAllClose(losses["text_task"], full, rtol=1e-5)
+
+    def test_labels_of_masked_examples_do_not_matter(self):
+        model = make_model()
+        x, y = make_batch()
+        predictions = model.predict_on_batch(x)
+        mask = np.ones(12, "float32")
+        mask[:5] = 0
+        other = {t: v.copy() for t, v in y.items()}
+        other["image_task"][:5] = (other["image_task"][:5] + 1) % 3
+        a = model.task_losses(y, predictions, {"image_task": mask})
+        b = model.task_losses(other, predictions, {"image_task": mask})
+        self.assertAllClose(a["image_task"], b["image_task"])
+        # ... and the unmasked loss does depend on them.
+        c = model.task_losses(other, predictions)
+        self.assertNotAllClose(a["image_task"], c["image_task"])
+
+    def test_negative_label_and_zero_mask_are_the_same(self):
+        model = make_model()
+        x, y = make_batch()
+        predictions = model.predict_on_batch(x)
+        with_negative = {t: v.copy() for t, v in y.items()}
+        with_negative["text_task"][2:6] = -1
+        mask = np.ones(12, "float32")
+        mask[2:6] = 0
+        a = model.task_losses(with_negative, predictions)
+        b = model.task_losses(y, predictions, {"text_task": mask})
+        self.assertAllClose(a["text_task"], b["text_task"])
+
+    def test_task_without_any_label_adds_zero(self):
+        model = make_model()
+        x, y = make_batch()
+        y["post_task"][:] = -1
+        losses = model.task_losses(y, model.predict_on_batch(x))
+        self.assertEqual(float(losses["post_task"]), 0.0)
+
+    def test_total_is_weighted_sum(self):
+        weights = {"text_task": 0.5, "image_task": 2.0, "post_task": 0.0}
+        model = make_model(weights)
+        model.compile(optimizer="sgd")
+        x, y = make_batch()
+        result = model.evaluate(x, y, batch_size=12, verbose=0, return_dict=True)
+        expected = sum(w * result[f"{t}_loss"] for t, w in weights.items())
+        self.assertAllClose(result["loss"], expected, rtol=1e-5)
+
+
+def test_history_has_per_task_losses_and_metrics():
+    model = make_model()
+    model.compile(optimizer="adam")
+    x, y = make_batch(16)
+    history = model.fit(x, y, validation_data=(x, y), epochs=1, batch_size=8, verbose=0).history
+    for task in TASKS:
+        for metric in ("loss", "accuracy", "macro_f1"):
+            assert f"{task}_{metric}" in history
+            assert f"val_{task}_{metric}" in history
+
+
+def test_metrics_ignore_unlabelled_examples():
+    model = make_model()
+    model.compile(optimizer="adam")
+    x, y = make_batch(20, seed=3)
+    predicted = {t: p.argmax(-1) for t, p in model.predict(x, verbose=0).items()}
+    # Unlabel every example the model gets right: the masked accuracy must be 0.
+    for task in TASKS:
+        y[task][predicted[task] == y[task]] = -1
+    result = model.evaluate(x, y, batch_size=20, verbose=0, return_dict=True)
+    for task in TASKS:
+        assert result[f"{task}_accuracy"] == 0.0
+
+
+def test_macro_f1_matches_numpy():
+    from mmtask.evaluation import classification_report
+
+    model = make_model()
+    model.compile(optimizer="adam")
+    x, y = make_batch(24, seed=4)
+    y["text_task"][:6] = -1
+    result = model.evaluate(x, y, batch_size=24, verbose=0, return_dict=True)
+    predicted = model.predict(x, verbose=0)["text_task"].argmax(-1)
+    keep = y["text_task"] >= 0
+    expected = classification_report("t", y["text_task"][keep], predicted[keep], NAMES)
+    assert result["text_task_macro_f1"] == pytest.approx(expected.macro_f1, abs=1e-5)
+    assert result["text_task_accuracy"] == pytest.approx(expected.accuracy, abs=1e-5)
+
+
+def test_training_reduces_loss():
+    model = make_model()
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    x, y = make_batch(24, seed=5)
+    before = model.evaluate(x, y, verbose=0, return_dict=True)["loss"]
+    model.fit(x, y, epochs=40, batch_size=24, verbose=0)
+    after = model.evaluate(x, y, verbose=0, return_dict=True)["loss"]
+    assert after < 0.8 * before
+
+
+def test_compile_rejects_keras_losses():
+    model = make_model()
+    with pytest.raises(ValueError, match="computes its own"):
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+
+
+def test_labels_for_unknown_task_are_an_error():
+    model = make_model()
+    x, y = make_batch()
+    y["typo_task"] = y["text_task"]
+    with pytest.raises(ValueError, match="unknown tasks"):
+        model.task_losses(y, model.predict_on_batch(x))
+
+
+def test_fused_task_needs_fusion():
+    from mmtask.heads import ClassificationHead
+
+    good = make_model()
+    with pytest.raises(ValueError, match="needs `fusion`"):
+        MultiTaskModel(
+            encoders=good.encoders,
+            heads={"post_task": ClassificationHead(3)},
+            task_inputs={"post_task": "fused"},
+            label_names={"post_task": NAMES},
+        )
+
+
+def test_keras_file_round_trip(tmp_path):
+    model = make_model()
+    model.compile(optimizer="adam")
+    x, y = make_batch()
+    model.fit(x, y, epochs=1, batch_size=6, verbose=0)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)  # safe_mode stays on
+    assert isinstance(loaded, MultiTaskModel)
+    assert loaded.label_names == model.label_names
+    assert loaded.task_inputs == model.task_inputs
+    expected = model.predict(x, verbose=0)
+    actual = loaded.predict(x, verbose=0)
+    for task in TASKS:
+        np.testing.assert_allclose(actual[task], expected[task], atol=1e-6)
+    # The loaded model is compiled and keeps training.
+    loaded.fit(x, y, epochs=1, batch_size=6, verbose=0)
+
+
+def test_text_only_model_without_fusion():
+    from mmtask.encoders import TransformerTextEncoder
+    from mmtask.heads import ClassificationHead
+
+    keras.utils.set_random_seed(0)
+    model = MultiTaskModel(
+        encoders={
+            "text": TransformerTextEncoder(
+                max_tokens=16,
+                sequence_length=4,
+                embed_dim=8,
+                intermediate_dim=8,
+                vocabulary=["a", "b"],
+            )
+        },
+        heads={"t": ClassificationHead(2)},
+        task_inputs={"t": "text"},
+        label_names={"t": ["no", "yes"]},
+    )
+    model.compile(optimizer="adam")
+    history = model.fit(
+        {"text": np.array(["a", "b"], object)}, {"t": np.array([0, 1])}, epochs=1, verbose=0
+    ).history
+    assert "t_loss" in history
