@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/python -m mmtask.demo --out $(DEMO_DIR)
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m mmtask.demo --out $(DEMO_DIR)
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check mmtask tests benchmarks

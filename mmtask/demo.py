@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import tensorflow as tf
 
 from mmtask.data import read_mvsa, write_synthetic_mvsa
@@ -61,10 +60,10 @@ def run_demo(out: Path, num_posts: int = 400, epochs: int = 8) -> dict[str, Path
     print(f"  text: {val_posts.texts[post]!r}")
     for task in result.model.tasks:
         label = outputs[f"{task}_label"].numpy()[0].decode()
-        probs = np.round(outputs[f"{task}_probabilities"].numpy()[0], 3).tolist()
+        probs = ", ".join(f"{p:.3f}" for p in outputs[f"{task}_probabilities"].numpy()[0])
         truth = val_posts.labels[task][post]
         truth_name = val_posts.label_names[task][truth] if truth >= 0 else "(none)"
-        print(f"  {task:<16} predicted {label:<9} true {truth_name:<9} probabilities {probs}")
+        print(f"  {task:<16} predicted {label:<9} true {truth_name:<9} probabilities [{probs}]")
 
     print(f"\nDone in {time.time() - started:.0f} s. Written:")
     for name, path in paths.items():

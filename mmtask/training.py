@@ -74,6 +74,7 @@ def train(
         epochs=spec.training.epochs,
         callbacks=list(callbacks),
         verbose=verbose,
+        shuffle=False,  # the dataset shuffles itself when training
     )
     report = evaluate_model(model, val_data) if val_data is not None else None
     return TrainingResult(

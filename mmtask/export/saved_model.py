@@ -9,6 +9,7 @@ model at the requested path.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
@@ -85,8 +86,13 @@ def export_saved_model(model, path: str | Path, overwrite: bool = False) -> Path
         signature["image_bytes"] = tf.TensorSpec([None], tf.string, name="image_bytes")
     serve = serving_function(model)
 
-    def endpoint(*args):
-        return serve(**dict(zip(signature, args, strict=True)))
+    def endpoint(*args, **kwargs):
+        return serve(**dict(zip(signature, args, strict=False)), **kwargs)
+
+    # Name the endpoint's parameters after the inputs, so callers pass them by name.
+    endpoint.__signature__ = inspect.Signature(
+        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in signature]
+    )
 
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
     try:

@@ -16,7 +16,7 @@ tf.config.set_logical_device_configuration(
 )
 sys.path.insert(0, sys.argv[1])
 import keras
-from conftest import TASKS, make_batch, make_model
+from tiny_models import TASKS, make_batch, make_model
 
 x, y = make_batch(32, seed=7)
 # A quarter of each task's labels are missing, the same count in each half of
@@ -47,7 +47,7 @@ print("RESULT " + json.dumps({"single": single, "mirrored": mirrored}))
 
 
 def test_mirrored_strategy_matches_single_device():
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]
     completed = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(here)],
         capture_output=True,

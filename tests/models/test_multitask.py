@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import NAMES, TASKS, make_batch, make_model
+from tiny_models import NAMES, TASKS, make_batch, make_model
 
 from mmtask.models import MultiTaskModel
 

@@ -1,5 +1,6 @@
+"""Tiny models and batches shared by the model, export and distribution tests."""
+
 import numpy as np
-import pytest
 
 from mmtask.encoders import SmallCNNImageEncoder, TransformerTextEncoder
 from mmtask.fusion import ConcatFusion
@@ -44,13 +45,3 @@ def make_batch(n=12, seed=0, image_size=16):
     images = rng.uniform(0, 255, (n, image_size, image_size, 3)).astype("float32")
     labels = {t: rng.integers(0, 3, n).astype("int32") for t in TASKS}
     return {"text": texts, "image": images}, labels
-
-
-@pytest.fixture
-def model():
-    return make_model()
-
-
-@pytest.fixture
-def batch():
-    return make_batch()

@@ -1,0 +1,168 @@
+"""The `mmtask` command: train, evaluate, predict, export, and one-line user errors."""
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from mmtask.cli import main
+from mmtask.data import read_mvsa, write_synthetic_mvsa
+
+TINY_SPEC = """
+model:
+  image_size: 32
+  text_encoder:
+    name: transformer
+    options: {max_tokens: 500, sequence_length: 12, embed_dim: 16, intermediate_dim: 16}
+  image_encoder:
+    name: small_cnn
+    options: {filters: [8, 16], output_dim: 16}
+  fusion:
+    name: concat
+    options: {units: [16]}
+training:
+  epochs: 1
+  batch_size: 32
+"""
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    data = write_synthetic_mvsa(root / "data", num_posts=120, seed=2)
+    spec = root / "tiny.yaml"
+    spec.write_text(TINY_SPEC)
+    run = root / "run"
+    code = main(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--spec",
+            str(spec),
+            "--train-split",
+            "train",
+            "--val-split",
+            "val",
+            "--out",
+            str(run),
+        ]
+    )
+    assert code == 0
+    return root, data, run
+
+
+def test_train_writes_a_run_folder(workspace):
+    _, data, run = workspace
+    for name in ("model.keras", "spec.json", "history.json", "report.json"):
+        assert (run / name).is_file(), name
+    history = json.loads((run / "history.json").read_text())
+    assert "val_post_sentiment_macro_f1" in history and len(history["loss"]) == 1
+    report = json.loads((run / "report.json").read_text())
+    val_count = len(read_mvsa(data, split="val"))
+    assert report["text_sentiment"]["count"] == val_count
+
+
+def test_evaluate_prints_and_saves_a_report(workspace, capsys):
+    root, data, run = workspace
+    out = root / "eval.json"
+    code = main(
+        ["evaluate", "--model", str(run), "--data", str(data), "--split", "val", "--out", str(out)]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "macro_f1" in printed and "post_sentiment" in printed
+    report = json.loads(out.read_text())
+    assert set(report) == {"text_sentiment", "image_sentiment", "post_sentiment"}
+    for task in report.values():
+        assert sum(map(sum, task["confusion"])) == task["count"]
+
+
+def test_predict_writes_labels_and_probabilities(workspace):
+    root, data, run = workspace
+    out = root / "predictions.csv"
+    code = main(
+        [
+            "predict",
+            "--model",
+            str(run / "model.keras"),
+            "--data",
+            str(data),
+            "--split",
+            "val",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    rows = list(csv.DictReader(out.open()))
+    val = read_mvsa(data, split="val")
+    assert [r["id"] for r in rows] == val.ids
+    for row in rows:
+        probs = [
+            float(row[f"post_sentiment_prob_{n}"]) for n in ("negative", "neutral", "positive")
+        ]
+        assert abs(sum(probs) - 1) < 1e-4
+        names = ("negative", "neutral", "positive")
+        assert row["post_sentiment_label"] == names[probs.index(max(probs))]
+
+
+def test_predict_on_an_unlabelled_folder(workspace):
+    root, data, run = workspace
+    folder = root / "unlabelled"
+    folder.mkdir()
+    for post_id in ("3", "10"):
+        for suffix in (".txt", ".jpg"):
+            shutil.copy(data / "data" / f"{post_id}{suffix}", folder / f"{post_id}{suffix}")
+    out = root / "unlabelled.csv"
+    assert main(["predict", "--model", str(run), "--data", str(folder), "--out", str(out)]) == 0
+    assert [r["id"] for r in csv.DictReader(out.open())] == ["3", "10"]
+
+
+def test_export(workspace):
+    root, _, run = workspace
+    out = root / "exported"
+    assert main(["export", "--model", str(run), "--out", str(out)]) == 0
+    assert (out / "saved_model.pb").is_file()
+    # A second export to the same path refuses without --overwrite.
+    assert main(["export", "--model", str(run), "--out", str(out)]) == 2
+
+
+def test_user_errors_are_one_line(workspace, tmp_path, capsys):
+    _, data, run = workspace
+    assert main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nowhere" in err[0] and err[0].startswith("mmtask train: error:")
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  fusoin: concat\n")
+    assert main(["train", "--data", str(data), "--spec", str(bad), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "fusoin" in err[-1] and len([e for e in err if "error" in e]) == 1
+
+    assert main(["evaluate", "--model", str(tmp_path / "none.keras"), "--data", str(data)]) == 2
+    assert "No saved model" in capsys.readouterr().err
+
+
+def test_console_script_error_has_no_traceback(tmp_path):
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mmtask.cli",
+            "export",
+            "--model",
+            str(tmp_path / "x.keras"),
+            "--out",
+            str(tmp_path / "y"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 2
+    assert "Traceback" not in completed.stderr
+    assert completed.stderr.strip().splitlines()[-1].startswith("mmtask export: error:")
