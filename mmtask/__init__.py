@@ -6,8 +6,7 @@ as `.keras` files or SavedModels that serve raw text and image bytes.
 """
 
 from mmtask.builder import build_model
-from mmtask.data import Posts, make_dataset, read_manifest, read_mvsa
-from mmtask.data.sources import read_posts
+from mmtask.data import Posts, make_dataset, read_manifest, read_mvsa, read_posts
 from mmtask.errors import DataError, MmtaskError, SpecError
 from mmtask.evaluation import EvaluationReport, evaluate_model
 from mmtask.export import export_saved_model

@@ -19,6 +19,7 @@ def run_layer_test(
     input_data,
     expected_output_shape: tuple,
     expect_all_gradients: bool = True,
+    seed: int = 0,
 ) -> keras.layers.Layer:
     """Check a layer class the way every mmtask component must behave.
 
@@ -28,8 +29,10 @@ def run_layer_test(
     - every trainable weight receives a non-zero gradient from the output
       (when `expect_all_gradients`).
 
+    Weights are initialised from a fixed seed, so the check is deterministic.
     Returns the layer built by the check.
     """
+    keras.utils.set_random_seed(seed)
     layer = layer_cls(**init_kwargs)
     output = layer(input_data, training=False)
     actual_shape = tuple(keras.ops.shape(output))
@@ -57,9 +60,12 @@ def run_layer_test(
     )
 
     if expect_all_gradients:
+        # A fixed random projection of the output: no weight can escape it the
+        # way a bias escapes a shift-invariant target or softmax escapes a sum.
+        projection = np.random.default_rng(seed).normal(size=actual_shape).astype("float32")
         with tf.GradientTape() as tape:
             result = layer(input_data, training=True)
-            target = tf.reduce_sum(tf.square(result - tf.reduce_mean(result, axis=0)))
+            target = tf.reduce_sum(tf.cast(result, "float32") * projection)
         gradients = tape.gradient(target, layer.trainable_variables)
         no_gradient = [
             v.path

@@ -1,0 +1,228 @@
+"""Training throughput (examples/s) of the default mmtask model against plain Keras.
+
+Both models have the same layers: the default `ModelSpec` parts (transformer
+text encoder, small CNN image encoder, concat fusion, heads for
+text_sentiment <- text, image_sentiment <- image, post_sentiment <- fused).
+
+- mmtask: `mmtask.builder.build_model(ModelSpec(...))`, compiled with
+  `compile(optimizer="adam")`: its own masked per-task losses, accuracy and
+  macro F1 in `compute_loss` / `compute_metrics`.
+- Keras: a functional `keras.Model` built from fresh copies of the same
+  layers (`layer.__class__.from_config(layer.get_config())`, the text
+  vectorizer given the same vocabulary), compiled with per-task
+  "sparse_categorical_crossentropy", `loss_weights` of 1.0 and "accuracy".
+
+Both train on one in-memory `tf.data` dataset of random images (0..255),
+random texts from a small word list and random labels in 0..2, batched and
+cached: `(features, labels, masks)` as `mmtask.data.make_dataset` gives, where
+about 10% of post_sentiment labels are missing (label 0, mask 0). The mask is
+the per-task sample weight: mmtask excludes those examples from its
+post_sentiment loss and metrics, Keras weighs their loss by 0.
+
+After a warm-up `fit` (tracing), each model runs `fit(dataset,
+steps_per_epoch=--steps, epochs=1)` `--repeats` times, alternating the two;
+the median examples/s of each is reported, with the process CPU time per
+example (robust to a noisy machine).
+
+Prints one JSON line on stdout; progress goes to stderr.
+
+Run:
+    .venv/bin/python benchmarks/train_step.py
+    .venv/bin/python benchmarks/train_step.py --image-size 64 --batch-size 64 --steps 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mmtask.builder import build_model
+from mmtask.data import SENTIMENT_LABELS
+from mmtask.models import MultiTaskModel
+from mmtask.spec import ModelSpec
+
+TARGET_RATIO = 0.95
+MISSING_POST_LABELS = 0.1
+WORDS = (
+    "good bad happy sad love hate great awful fun boring day night city beach "
+    "food coffee game team win lose rain sun friends family new old best worst "
+    "today tomorrow really so very not just like amazing terrible #love @user"
+).split()
+
+
+def log(message: str) -> None:
+    print(f"[train_step] {message}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--image-size", type=int, default=ModelSpec().image_size)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=30, help="Training steps per timed fit.")
+    parser.add_argument("--repeats", type=int, default=3, help="Timed fits per model.")
+    parser.add_argument("--warmup-steps", type=int, default=3, help="Untimed steps per model.")
+    parser.add_argument("--batches", type=int, default=8, help="Distinct batches in memory.")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def make_data(
+    examples: int, image_size: int, tasks: Sequence[str], seed: int
+) -> tuple[dict, dict, dict]:
+    """Random `(features, labels, masks)` arrays in the layout of `make_dataset`."""
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(0.0, 255.0, (examples, image_size, image_size, 3)).astype("float32")
+    lengths = rng.integers(3, 25, examples)
+    texts = np.asarray([" ".join(rng.choice(WORDS, n)) for n in lengths])
+    labels = {task: rng.integers(0, len(SENTIMENT_LABELS), examples) for task in tasks}
+    masks = {task: np.ones(examples, "float32") for task in tasks}
+    if "post_sentiment" in labels:
+        missing = rng.random(examples) < MISSING_POST_LABELS
+        labels["post_sentiment"][missing] = 0
+        masks["post_sentiment"][missing] = 0.0
+    labels = {task: values.astype("int32") for task, values in labels.items()}
+    return {"text": texts, "image": images}, labels, masks
+
+
+def make_training_data(arrays: tuple[dict, dict, dict], batch_size: int) -> tf.data.Dataset:
+    """Batches of the arrays, cached in memory and repeated forever."""
+    examples = len(arrays[0]["text"])
+    dataset = tf.data.Dataset.from_tensor_slices(arrays).batch(batch_size, drop_remainder=True)
+    dataset = dataset.cache().repeat().prefetch(tf.data.AUTOTUNE)
+    for _ in zip(range(examples // batch_size + 1), dataset, strict=False):
+        pass  # one full pass fills the cache
+    return dataset
+
+
+def fresh_copy(layer: keras.layers.Layer) -> keras.layers.Layer:
+    """A new, unbuilt layer of the same class and config."""
+    return layer.__class__.from_config(layer.get_config())
+
+
+def keras_baseline(model: MultiTaskModel) -> keras.Model:
+    """The layers of `model`, freshly built, wired as a plain functional Keras model."""
+    encoders = {m: fresh_copy(encoder) for m, encoder in model.encoders.items()}
+    for modality, encoder in encoders.items():
+        if hasattr(encoder, "vectorizer"):
+            vocabulary = model.encoders[modality].vectorizer.get_vocabulary()
+            encoder.vectorizer.set_vocabulary(vocabulary)
+    inputs = {}
+    if "text" in encoders:
+        inputs["text"] = keras.Input(shape=(), dtype="string", name="text")
+    if "image" in encoders:
+        inputs["image"] = keras.Input(shape=(*model.image_size, 3), name="image")
+    representations = {m: encoders[m](inputs[m]) for m in sorted(encoders)}
+    if model.fusion is not None:
+        representations["fused"] = fresh_copy(model.fusion)(
+            {m: representations[m] for m in sorted(encoders)}
+        )
+    outputs = {
+        task: fresh_copy(head)(representations[model.task_inputs[task]])
+        for task, head in model.heads.items()
+    }
+    return keras.Model(inputs=inputs, outputs=outputs, name="keras_baseline")
+
+
+def check_same_tokens(model: MultiTaskModel, baseline: keras.Model, texts: np.ndarray) -> None:
+    """Raise if the two text encoders tokenize differently."""
+    ours = model.get_layer("text_encoder").vectorizer(texts[:64])
+    theirs = baseline.get_layer("text_encoder").vectorizer(texts[:64])
+    if not np.array_equal(np.asarray(ours), np.asarray(theirs)):
+        raise RuntimeError("The Keras baseline's vectorizer tokenizes differently from mmtask's.")
+
+
+def time_fit(model: keras.Model, dataset: tf.data.Dataset, steps: int) -> tuple[float, float]:
+    """Wall and process CPU seconds of `fit` for `steps` steps."""
+    start, cpu_start = time.perf_counter(), time.process_time()
+    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
+    return time.perf_counter() - start, time.process_time() - cpu_start
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    args = parse_args(argv)
+    wall_start = time.perf_counter()
+    keras.utils.set_random_seed(args.seed)
+    spec = ModelSpec(image_size=args.image_size)
+    tasks = [task.name for task in spec.tasks]
+    arrays = make_data(args.batches * args.batch_size, args.image_size, tasks, args.seed)
+    dataset = make_training_data(arrays, args.batch_size)
+
+    label_names = {task: list(SENTIMENT_LABELS) for task in tasks}
+    model = build_model(spec, label_names, arrays[0]["text"].tolist())
+    model.compile(optimizer="adam")
+    baseline = keras_baseline(model)
+    baseline.compile(
+        optimizer="adam",
+        loss={task: "sparse_categorical_crossentropy" for task in tasks},
+        loss_weights={task: 1.0 for task in tasks},
+        metrics={task: ["accuracy"] for task in tasks},
+    )
+    check_same_tokens(model, baseline, arrays[0]["text"])
+    models = {"mmtask": model, "keras": baseline}
+    params = {name: m.count_params() for name, m in models.items()}
+    log(f"parameters: {params}; image {args.image_size}, batch {args.batch_size}")
+
+    for name, m in models.items():
+        start = time.perf_counter()
+        m.fit(dataset, steps_per_epoch=args.warmup_steps, epochs=1, verbose=0, shuffle=False)
+        log(f"{name}: warm-up of {args.warmup_steps} steps in {time.perf_counter() - start:.1f} s")
+
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in models}
+    for repeat in range(args.repeats):
+        order = list(models) if repeat % 2 == 0 else list(reversed(models))
+        for name in order:
+            runs[name].append(time_fit(models[name], dataset, args.steps))
+        rates = {name: args.steps * args.batch_size / runs[name][-1][0] for name in models}
+        log(
+            f"repeat {repeat + 1}/{args.repeats}: "
+            + ", ".join(f"{name} {rate:.1f} examples/s" for name, rate in rates.items())
+        )
+
+    examples = args.steps * args.batch_size
+    rate = {name: statistics.median(examples / wall for wall, _ in r) for name, r in runs.items()}
+    cpu_ms = {
+        name: statistics.median(cpu / examples * 1e3 for _, cpu in r) for name, r in runs.items()
+    }
+    ratio = rate["mmtask"] / rate["keras"]
+    return {
+        "benchmark": "train_step",
+        "batch_size": args.batch_size,
+        "image_size": args.image_size,
+        "steps": args.steps,
+        "repeats": args.repeats,
+        "mmtask_examples_per_s": round(rate["mmtask"], 1),
+        "keras_examples_per_s": round(rate["keras"], 1),
+        "ratio": round(ratio, 3),
+        "target_ratio": TARGET_RATIO,
+        "meets_target": ratio >= TARGET_RATIO,
+        "mmtask_examples_per_s_runs": [round(examples / w, 1) for w, _ in runs["mmtask"]],
+        "keras_examples_per_s_runs": [round(examples / w, 1) for w, _ in runs["keras"]],
+        "mmtask_cpu_ms_per_example": round(cpu_ms["mmtask"], 3),
+        "keras_cpu_ms_per_example": round(cpu_ms["keras"], 3),
+        "cpu_ratio": round(cpu_ms["keras"] / cpu_ms["mmtask"], 3),
+        "mmtask_params": params["mmtask"],
+        "keras_params": params["keras"],
+        "jit_compile": {name: bool(m.jit_compile) for name, m in models.items()},
+        "wall_s": round(time.perf_counter() - wall_start, 1),
+        "cores": os.cpu_count(),
+        "tf_version": tf.__version__,
+        "keras_version": keras.__version__,
+        "python_version": platform.python_version(),
+    }
+
+
+if __name__ == "__main__":
+    with contextlib.redirect_stdout(sys.stderr):  # stdout holds only the JSON line
+        result = main()
+    print(json.dumps(result))
