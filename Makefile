@@ -18,7 +18,7 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check mmtask tests benchmarks
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cov --cov-report=term
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/pipeline.py
