@@ -29,6 +29,9 @@ def build_model(
     Returns:
         An uncompiled `MultiTaskModel`.
     """
+    spec = spec.with_tasks_for(list(label_names))
+    if not spec.tasks:
+        raise SpecError("The spec names no tasks and the data has no labels.")
     missing = [t.name for t in spec.tasks if t.name not in label_names]
     if missing:
         raise SpecError(

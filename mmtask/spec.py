@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,17 +46,17 @@ class ComponentSpec:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-def _default_tasks() -> list[TaskSpec]:
-    return [
-        TaskSpec("text_sentiment", input="text"),
-        TaskSpec("image_sentiment", input="image"),
-        TaskSpec("post_sentiment", input="fused"),
-    ]
+# Tasks that read one modality when a spec leaves the tasks to the data.
+SINGLE_MODALITY_TASKS = {"text_sentiment": "text", "image_sentiment": "image"}
 
 
 @dataclass
 class ModelSpec:
     """The joint model: encoders, fusion trunk, loss weighting and tasks.
+
+    With `tasks` left as None, the data decides: one task per label set, the
+    MVSA tasks `text_sentiment` and `image_sentiment` reading their modality
+    and every other task (`post_sentiment` included) the fused trunk.
 
     Example:
     ```python
@@ -63,7 +64,7 @@ class ModelSpec:
     ```
     """
 
-    tasks: list[TaskSpec] = field(default_factory=_default_tasks)
+    tasks: list[TaskSpec] | None = None
     text_encoder: ComponentSpec | None = field(default_factory=lambda: ComponentSpec("transformer"))
     image_encoder: ComponentSpec | None = field(default_factory=lambda: ComponentSpec("small_cnn"))
     fusion: ComponentSpec | None = field(default_factory=lambda: ComponentSpec("concat"))
@@ -73,6 +74,13 @@ class ModelSpec:
     @classmethod
     def from_dict(cls, data: dict) -> ModelSpec:
         return _from_dict(cls, data, "model")
+
+    def with_tasks_for(self, task_names: Sequence[str]) -> ModelSpec:
+        """This spec, with `tasks` filled in from the data's task names if it was None."""
+        if self.tasks is not None:
+            return self
+        tasks = [TaskSpec(t, input=SINGLE_MODALITY_TASKS.get(t, "fused")) for t in task_names]
+        return dataclasses.replace(self, tasks=tasks)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -41,12 +41,14 @@ def train(
     """Build the model of `spec`, fit it on `train_posts`, and evaluate on `val_posts`.
 
     Args:
-        spec: RunSpec. The model and training settings.
+        spec: RunSpec. The model and training settings; tasks left to the data
+            are filled in, so the spec saved with the run names them.
         train_posts: Posts. Training data; the text vocabulary is adapted on its texts.
         val_posts: Posts | None. Validation data, evaluated after each epoch and at the end.
         callbacks: Keras callbacks passed to `fit`.
         verbose: passed to `fit`.
     """
+    spec.model = spec.model.with_tasks_for(train_posts.tasks)
     keras.utils.set_random_seed(spec.training.seed)
     model = build_model(spec.model, train_posts.label_names, train_posts.texts)
     model.compile(optimizer=keras.optimizers.Adam(spec.training.learning_rate))

@@ -23,14 +23,19 @@ TINY = {
 }
 
 
-def test_defaults_are_the_three_sentiment_tasks():
+def test_default_tasks_come_from_the_data():
     spec = ModelSpec()
-    assert [(t.name, t.input) for t in spec.tasks] == [
+    assert spec.tasks is None and spec.fusion.name == "concat"
+    mvsa = spec.with_tasks_for(["text_sentiment", "image_sentiment", "post_sentiment"])
+    assert [(t.name, t.input) for t in mvsa.tasks] == [
         ("text_sentiment", "text"),
         ("image_sentiment", "image"),
         ("post_sentiment", "fused"),
     ]
-    assert spec.fusion.name == "concat"
+    other = spec.with_tasks_for(["mood", "topic"])
+    assert [(t.name, t.input) for t in other.tasks] == [("mood", "fused"), ("topic", "fused")]
+    given = ModelSpec(tasks=[TaskSpec("mood", input="text")])
+    assert given.with_tasks_for(["mood", "topic"]) is given
 
 
 def test_from_dict_builds_nested_specs():
