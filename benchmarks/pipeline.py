@@ -47,7 +47,7 @@ import string
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import keras
@@ -69,24 +69,40 @@ _PUNCTUATION = string.punctuation.encode()
 _PAD_ID = 0
 _OOV_ID = 1
 
+Tokenizer = Callable[[str], np.ndarray]
+
 
 def log(message: str) -> None:
     print(f"[pipeline] {message}", file=sys.stderr, flush=True)
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an int >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1. Received: {text}")
+    return value
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="MVSA-Single folder.")
-    parser.add_argument("--limit", type=int, default=None, help="Posts for tf.data (default all).")
+    parser.add_argument(
+        "--limit", type=positive_int, default=None, help="Posts for tf.data (default all)."
+    )
     parser.add_argument(
         "--loop-limit", type=int, default=1000, help="Posts for the Python loop (0: as --limit)."
     )
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--max-tokens", type=int, default=20000, help="Vocabulary size.")
-    parser.add_argument("--sequence-length", type=int, default=48, help="Token ids per text.")
+    parser.add_argument("--image-size", type=positive_int, default=224)
+    parser.add_argument("--batch-size", type=positive_int, default=64)
+    parser.add_argument("--max-tokens", type=positive_int, default=20000, help="Vocabulary size.")
+    parser.add_argument(
+        "--sequence-length", type=positive_int, default=48, help="Token ids per text."
+    )
     parser.add_argument("--warmup-batches", type=int, default=3, help="Untimed tf.data batches.")
-    parser.add_argument("--repeats", type=int, default=3, help="Timed passes; medians reported.")
+    parser.add_argument(
+        "--repeats", type=positive_int, default=3, help="Timed passes; medians reported."
+    )
     parser.add_argument("--check-posts", type=int, default=4, help="Posts whose images compare.")
     return parser.parse_args(argv)
 
@@ -147,7 +163,7 @@ def time_tfdata(dataset: tf.data.Dataset) -> tuple[float, float, int]:
     return time.perf_counter() - start, time.process_time() - cpu_start, posts
 
 
-def make_tokenizer(vocabulary: Sequence[str], sequence_length: int):
+def make_tokenizer(vocabulary: Sequence[str], sequence_length: int) -> Tokenizer:
     """A plain-Python equivalent of the adapted TextVectorization layer (str -> int32 ids)."""
     index = {token.encode("utf-8"): i for i, token in enumerate(vocabulary) if i > _OOV_ID}
 
@@ -170,7 +186,7 @@ def load_image_pil(path: str, image_size: int) -> np.ndarray:
 
 
 def python_batches(
-    posts: Posts, tokenize, image_size: int, batch_size: int
+    posts: Posts, tokenize: Tokenizer, image_size: int, batch_size: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Batches of (images, token ids), built one post at a time."""
     for start in range(0, len(posts), batch_size):
@@ -182,7 +198,7 @@ def python_batches(
 
 
 def time_python(
-    posts: Posts, tokenize, image_size: int, batch_size: int
+    posts: Posts, tokenize: Tokenizer, image_size: int, batch_size: int
 ) -> tuple[float, float, int]:
     """Wall and process CPU seconds of one pass of the Python loop, and the posts seen."""
     seen = 0
@@ -205,7 +221,7 @@ def check_same_work(
     posts: Posts,
     dataset: tf.data.Dataset,
     vectorizer: keras.layers.TextVectorization,
-    tokenize,
+    tokenize: Tokenizer,
     image_size: int,
     check_posts: int,
 ) -> dict:

@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 
 import keras
 from keras import ops
-from keras.src.losses.loss import scale_loss_for_distribution
 
 from mmtask.weighting.base import LossWeighting
 from mmtask.weighting.static import StaticWeighting
@@ -33,8 +32,10 @@ class MultiTaskModel(keras.Model):
     a dict of class probabilities per task.
 
     Labels are given per task as integers; a missing label is a negative
-    integer or a 0 in the per-task mask passed as `sample_weight`. A task's
-    loss and metrics see only its labelled examples.
+    integer or a 0 in the per-task mask passed as `sample_weight` (a dict of
+    task -> weights, or one array applied to every task). A task's loss and
+    metrics see only its labelled examples, and its loss is the weighted mean
+    over them.
 
     Args:
         encoders: mapping of modality ("text", "image") -> encoder layer.
@@ -163,7 +164,9 @@ class MultiTaskModel(keras.Model):
         del x, training
         total = ops.zeros((), dtype="float32")
         if y is not None:
-            total = scale_loss_for_distribution(
+            # Aggregated as Keras aggregates losses added with `add_loss`: on the
+            # TensorFlow backend that scales by 1 / replicas under a strategy.
+            total = self._aggregate_additional_loss(
                 self.weighting(self.task_losses(y, y_pred, sample_weight))
             )
         for loss in self.losses:
@@ -193,7 +196,11 @@ class MultiTaskModel(keras.Model):
             raise ValueError(
                 f"Labels given for unknown tasks {unknown}; the tasks are {self.tasks}."
             )
-        sample_weight = sample_weight or {}
+        if sample_weight is None:
+            sample_weight = {}
+        elif not isinstance(sample_weight, Mapping):
+            # One array of per-example weights applies to every task, as in Keras.
+            sample_weight = {task: sample_weight for task in self.tasks}
         result = {}
         for task in self.tasks:
             if task not in y:

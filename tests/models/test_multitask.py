@@ -53,6 +53,19 @@ class MaskedLossTest(tf.test.TestCase):
         b = model.task_losses(y, predictions, {"text_task": mask})
         self.assertAllClose(a["text_task"], b["text_task"])
 
+    def test_one_sample_weight_array_applies_to_every_task(self):
+        model = make_model()
+        x, y = make_batch()
+        predictions = model.predict_on_batch(x)
+        weights = np.ones(12, "float32")
+        weights[:4] = 0
+        shared = model.task_losses(y, predictions, weights)
+        per_task = model.task_losses(y, predictions, {t: weights for t in TASKS})
+        unweighted = model.task_losses(y, predictions)
+        for task in TASKS:
+            self.assertAllClose(shared[task], per_task[task])
+            self.assertNotAllClose(shared[task], unweighted[task])
+
     def test_task_without_any_label_adds_zero(self):
         model = make_model()
         x, y = make_batch()
@@ -107,6 +120,17 @@ def test_macro_f1_matches_numpy():
     expected = classification_report("t", y["text_task"][keep], predicted[keep], NAMES)
     assert result["text_task_macro_f1"] == pytest.approx(expected.macro_f1, abs=1e-5)
     assert result["text_task_accuracy"] == pytest.approx(expected.accuracy, abs=1e-5)
+
+
+def test_fit_on_dataset_with_one_sample_weight_array():
+    model = make_model()
+    model.compile(optimizer="adam")
+    x, y = make_batch(16)
+    weights = np.ones(16, "float32")
+    weights[::2] = 0
+    data = tf.data.Dataset.from_tensor_slices((x, y, weights)).batch(8)
+    history = model.fit(data, epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"][0])
 
 
 def test_training_reduces_loss():
