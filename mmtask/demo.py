@@ -36,6 +36,7 @@ def demo_spec(epochs: int = 8) -> RunSpec:
 def run_demo(out: Path, num_posts: int = 400, epochs: int = 8) -> dict[str, Path]:
     """Run the whole demo into `out`; return the paths written."""
     started = time.time()
+    out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     data_dir = write_synthetic_mvsa(out / "synthetic_mvsa", num_posts=num_posts, seed=0)
     train_posts = read_mvsa(data_dir, split="train")

@@ -39,9 +39,9 @@ def serving_function(model):
 
     def serve(**raw):
         inputs = {}
-        if "text" in model.encoders:
+        if "text" in model.modalities:
             inputs["text"] = raw["text"]
-        if "image" in model.encoders:
+        if "image" in model.modalities:
             inputs["image"] = tf.map_fn(
                 lambda b: decode_image(b, (height, width)),
                 raw["image_bytes"],
@@ -80,9 +80,9 @@ def export_saved_model(model, path: str | Path, overwrite: bool = False) -> Path
         raise MmtaskError(f"Export path already exists: {path} (pass overwrite=True to replace)")
     path.parent.mkdir(parents=True, exist_ok=True)
     signature = {}
-    if "text" in model.encoders:
+    if "text" in model.modalities:
         signature["text"] = tf.TensorSpec([None], tf.string, name="text")
-    if "image" in model.encoders:
+    if "image" in model.modalities:
         signature["image_bytes"] = tf.TensorSpec([None], tf.string, name="image_bytes")
     serve = serving_function(model)
 
