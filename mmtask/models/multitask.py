@@ -14,6 +14,7 @@ import keras
 from keras import ops
 
 from mmtask.weighting.base import LossWeighting
+from mmtask.weighting.epoch_callback import WeightingEpochCallback
 from mmtask.weighting.static import StaticWeighting
 
 FUSED = "fused"
@@ -30,6 +31,10 @@ class MultiTaskModel(keras.Model):
     Inputs are a dict: `"text"` (a batch of raw strings) and `"image"` (float32
     RGB images in 0..255), for the modalities that have an encoder. Outputs are
     a dict of class probabilities per task.
+
+    History holds, per task, `{task}_loss` (the mean over labelled examples),
+    `{task}_accuracy`, `{task}_macro_f1` and `{task}_loss_weight` (the weight
+    the loss weighting applied).
 
     Labels are given per task as integers; a missing label is a negative
     integer or a 0 in the per-task mask passed as `sample_weight` (a dict of
@@ -99,6 +104,7 @@ class MultiTaskModel(keras.Model):
         self.task_macro_f1 = {
             t: keras.metrics.F1Score(average="macro", name=f"{t}_macro_f1") for t in tasks
         }
+        self.task_weight_trackers = {t: keras.metrics.Mean(name=f"{t}_loss_weight") for t in tasks}
 
     @property
     def tasks(self) -> list[str]:
@@ -131,6 +137,23 @@ class MultiTaskModel(keras.Model):
                 f"set task weights with `weighting=` instead. Received: {given}"
             )
         super().compile(optimizer=optimizer, **kwargs)
+
+    def fit(
+        self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, **kwargs
+    ):
+        """`keras.Model.fit`, plus the callback that lets the loss weighting adapt per epoch."""
+        callbacks = list(callbacks or [])
+        if not any(isinstance(c, WeightingEpochCallback) for c in callbacks):
+            callbacks.append(WeightingEpochCallback())
+        return super().fit(
+            x,
+            y,
+            batch_size=batch_size,
+            epochs=epochs,
+            verbose=verbose,
+            callbacks=callbacks,
+            **kwargs,
+        )
 
     def compile_from_config(self, config):
         self.compile(**keras.saving.deserialize_keras_object(config))
@@ -176,6 +199,7 @@ class MultiTaskModel(keras.Model):
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         if y is not None:
             losses = self.task_losses(y, y_pred, sample_weight)
+            weights = self.weighting.effective_weights()
             for task, (labels, mask) in self._labels_and_masks(y, sample_weight).items():
                 self.task_loss_trackers[task].update_state(
                     losses[task], sample_weight=ops.sum(mask)
@@ -183,6 +207,7 @@ class MultiTaskModel(keras.Model):
                 self.task_accuracies[task].update_state(labels, y_pred[task], sample_weight=mask)
                 one_hot = ops.one_hot(labels, len(self.label_names[task]))
                 self.task_macro_f1[task].update_state(one_hot, y_pred[task], sample_weight=mask)
+                self.task_weight_trackers[task].update_state(weights[task])
         return self.get_metrics_result()
 
     def _labels_and_masks(self, y, sample_weight):

@@ -14,12 +14,18 @@ class LossWeighting(keras.layers.Layer):
     save with the model. Every method accepts static per-task weights (the
     spec's `weight`), which it may use as priors or multipliers.
 
+    Subclasses implement `call` and `effective_weights`; methods that adapt
+    once per epoch also implement `on_epoch_end`, which `MultiTaskModel.fit`
+    calls with the epoch's mean training loss of each task.
+
     Args:
         tasks: sequence of str. The task names, in the model's order.
         weights: mapping of task name -> float >= 0. Missing tasks get 1.0.
     """
 
-    def __init__(self, tasks: Sequence[str], weights: Mapping[str, float] | None = None, **kwargs):
+    def __init__(
+        self, tasks: Sequence[str], weights: Mapping[str, float] | None = None, **kwargs
+    ):
         super().__init__(**kwargs)
         self.tasks = list(tasks)
         weights = dict(weights or {})
@@ -38,8 +44,14 @@ class LossWeighting(keras.layers.Layer):
         raise NotImplementedError
 
     def effective_weights(self) -> dict:
-        """Task name -> the weight currently applied to its loss."""
+        """Task name -> the weight (a float or scalar tensor) now applied to its loss.
+
+        Logged every step as `{task}_loss_weight` in `History`.
+        """
         raise NotImplementedError
+
+    def on_epoch_end(self, epoch_losses: Mapping[str, float]) -> None:
+        """Adapt to the epoch's mean training loss per task; by default nothing changes."""
 
     def get_config(self):
         config = super().get_config()

@@ -7,6 +7,7 @@ import tensorflow as tf
 from tiny_models import NAMES, TASKS, make_batch, make_model
 
 from mmtask.models import MultiTaskModel
+from mmtask.weighting import StaticWeighting
 
 
 def cross_entropy(probabilities, labels):
@@ -89,7 +90,7 @@ def test_history_has_per_task_losses_and_metrics():
     x, y = make_batch(16)
     history = model.fit(x, y, validation_data=(x, y), epochs=1, batch_size=8, verbose=0).history
     for task in TASKS:
-        for metric in ("loss", "accuracy", "macro_f1"):
+        for metric in ("loss", "accuracy", "macro_f1", "loss_weight"):
             assert f"{task}_{metric}" in history
             assert f"val_{task}_{metric}" in history
 
@@ -213,3 +214,35 @@ def test_text_only_model_without_fusion():
         {"text": np.array(["a", "b"], object)}, {"t": np.array([0, 1])}, epochs=1, verbose=0
     ).history
     assert "t_loss" in history
+
+
+class RecordingWeighting(StaticWeighting):
+    def __init__(self, tasks, weights=None, **kwargs):
+        super().__init__(tasks, weights, **kwargs)
+        self.seen = []
+
+    def on_epoch_end(self, epoch_losses):
+        self.seen.append(dict(epoch_losses))
+
+
+def test_weighting_sees_each_epochs_task_losses_and_weights_are_logged():
+    base = make_model()
+    weights = {"text_task": 0.25, "image_task": 1.0, "post_task": 2.0}
+    weighting = RecordingWeighting(list(TASKS), weights)
+    model = MultiTaskModel(
+        encoders=base.encoders,
+        heads=base.heads,
+        task_inputs=base.task_inputs,
+        label_names=base.label_names,
+        fusion=base.fusion,
+        weighting=weighting,
+        image_size=base.image_size,
+    )
+    model.compile(optimizer="adam")
+    x, y = make_batch(16)
+    history = model.fit(x, y, epochs=2, batch_size=8, verbose=0).history
+    assert len(weighting.seen) == 2
+    for epoch, seen in enumerate(weighting.seen):
+        assert seen == pytest.approx({t: history[f"{t}_loss"][epoch] for t in TASKS})
+    for task, weight in weights.items():
+        assert history[f"{task}_loss_weight"] == pytest.approx([weight, weight])
