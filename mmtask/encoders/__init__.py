@@ -1,6 +1,7 @@
 """Encoders turn one modality (raw strings, decoded images) into a vector."""
 
 from mmtask.encoders.image_cnn import SmallCNNImageEncoder
+from mmtask.encoders.keras_hub_image import KerasHubImageEncoder
 from mmtask.encoders.text_transformer import TransformerTextEncoder
 
-__all__ = ["SmallCNNImageEncoder", "TransformerTextEncoder"]
+__all__ = ["KerasHubImageEncoder", "SmallCNNImageEncoder", "TransformerTextEncoder"]

@@ -1,0 +1,144 @@
+"""Image encoder around a pretrained keras-hub backbone, loaded from a local preset folder.
+
+The encoder carries its own input scaling, so training, evaluation and the
+exported SavedModel all feed the backbone correctly from 0..255 RGB images.
+Its config holds the backbone's architecture, not the preset path: a saved
+model reloads from its own file, on a machine that never saw the preset.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import keras_hub
+
+from mmtask.errors import MmtaskError
+from mmtask.registry import IMAGE_ENCODERS
+
+
+def load_backbone(preset: str) -> keras.layers.Layer:
+    """Load a keras-hub backbone from a preset folder (or a handle where a network exists).
+
+    A handle that cannot be fetched fails with one message asking for a local path.
+    """
+    path = Path(preset).expanduser()
+    if path.is_dir():
+        return keras_hub.models.Backbone.from_preset(str(path))
+    if "://" not in preset and ("/" in preset or preset.startswith((".", "~"))):
+        raise MmtaskError(f"Preset folder not found: {preset}")
+    try:
+        return keras_hub.models.Backbone.from_preset(preset)
+    except Exception as error:
+        raise MmtaskError(
+            f"Could not load the preset {preset!r} ({type(error).__name__}). mmtask loads "
+            "pretrained weights from local folders; download the preset once and pass its "
+            "folder path instead."
+        ) from None
+
+
+@IMAGE_ENCODERS.register("keras_hub")
+class KerasHubImageEncoder(keras.layers.Layer):
+    """A keras-hub image backbone (EfficientNet, ResNet, ...) pooled to a vector.
+
+    Args:
+        preset: str | None. A keras-hub preset folder to load the backbone and
+            its pretrained weights from.
+        backbone: keras.layers.Layer | dict | None. An already built backbone
+            (or its serialized config, as stored in a saved model); give
+            exactly one of `preset` and `backbone`.
+        scale: float. Multiplier applied to 0..255 pixels before the backbone.
+        offset: float. Added after scaling; the defaults map pixels to [-1, 1].
+        pooling: str. "avg" or "max" over the backbone's feature map.
+        output_dim: int | None. If set, a dense projection to this width.
+        trainable_backbone: bool. False freezes the backbone (its batch
+            normalization then runs in inference mode).
+
+    Example:
+    ```python
+    encoder = KerasHubImageEncoder(preset="weights/efficientnet_lite0_imagenet")
+    vectors = encoder(images)  # images: (B, 224, 224, 3) in 0..255 -> (B, 1280)
+    ```
+    """
+
+    modality = "image"
+
+    def __init__(
+        self,
+        preset: str | None = None,
+        backbone: keras.layers.Layer | dict | None = None,
+        scale: float = 1.0 / 127.5,
+        offset: float = -1.0,
+        pooling: str = "avg",
+        output_dim: int | None = None,
+        trainable_backbone: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if (preset is None) == (backbone is None):
+            raise ValueError(
+                "Give exactly one of `preset` and `backbone`. "
+                f"Received: preset={preset!r}, backbone={type(backbone).__name__}"
+            )
+        if pooling not in ("avg", "max"):
+            raise ValueError(
+                f"Invalid value for `pooling`: expected 'avg' or 'max'. Received: {pooling!r}"
+            )
+        if preset is not None:
+            backbone = load_backbone(preset)
+        elif isinstance(backbone, dict):
+            backbone = keras.layers.deserialize(backbone)
+        self.backbone = backbone
+        self.backbone.trainable = trainable_backbone
+        self.scale = scale
+        self.offset = offset
+        self.pooling = pooling
+        self.output_dim = output_dim
+        self.trainable_backbone = trainable_backbone
+        self.rescale = keras.layers.Rescaling(scale, offset=offset, name="rescale")
+        self.pool = (
+            keras.layers.GlobalAveragePooling2D(name="pool")
+            if pooling == "avg"
+            else keras.layers.GlobalMaxPooling2D(name="pool")
+        )
+        self.projection = (
+            keras.layers.Dense(output_dim, activation="relu", name="projection")
+            if output_dim
+            else None
+        )
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.backbone.output.shape[-1])
+
+    @property
+    def output_width(self) -> int:
+        return self.output_dim or self.feature_dim
+
+    def build(self, input_shape):
+        self.rescale.build(input_shape)
+        if self.projection is not None:
+            self.projection.build((None, self.feature_dim))
+        self.built = True
+
+    def call(self, images, training=None):
+        features = self.backbone(self.rescale(images), training=training)
+        pooled = self.pool(features)
+        return self.projection(pooled) if self.projection is not None else pooled
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.output_width)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "backbone": keras.layers.serialize(self.backbone),
+                "scale": self.scale,
+                "offset": self.offset,
+                "pooling": self.pooling,
+                "output_dim": self.output_dim,
+                "trainable_backbone": self.trainable_backbone,
+            }
+        )
+        return config
