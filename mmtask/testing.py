@@ -6,7 +6,7 @@ so each component's own test can stay short and assert its behaviour.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import keras
 import numpy as np
@@ -19,6 +19,7 @@ def run_layer_test(
     input_data,
     expected_output_shape: tuple,
     expect_all_gradients: bool = True,
+    no_gradient_expected: Sequence[str] = (),
     seed: int = 0,
 ) -> keras.layers.Layer:
     """Check a layer class the way every mmtask component must behave.
@@ -27,7 +28,8 @@ def run_layer_test(
     - `from_config(get_config())` gives the same config;
     - `keras.layers.serialize` / `deserialize` with copied weights gives the same output;
     - every trainable weight receives a non-zero gradient from the output
-      (when `expect_all_gradients`).
+      (when `expect_all_gradients`), except weights whose path contains one of
+      `no_gradient_expected` (parts of a backbone the layer does not use).
 
     Weights are initialised from a fixed seed, so the check is deterministic.
     Returns the layer built by the check.
@@ -70,7 +72,8 @@ def run_layer_test(
         no_gradient = [
             v.path
             for v, g in zip(layer.trainable_variables, gradients, strict=True)
-            if g is None or not np.any(np.asarray(tf.convert_to_tensor(g)))
+            if (g is None or not np.any(np.asarray(tf.convert_to_tensor(g))))
+            and not any(part in v.path for part in no_gradient_expected)
         ]
         if no_gradient:
             raise AssertionError(f"{layer_cls.__name__}: no gradient reaches {no_gradient}")

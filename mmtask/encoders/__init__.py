@@ -2,6 +2,12 @@
 
 from mmtask.encoders.image_cnn import SmallCNNImageEncoder
 from mmtask.encoders.keras_hub_image import KerasHubImageEncoder
+from mmtask.encoders.keras_hub_text import KerasHubTextEncoder
 from mmtask.encoders.text_transformer import TransformerTextEncoder
 
-__all__ = ["KerasHubImageEncoder", "SmallCNNImageEncoder", "TransformerTextEncoder"]
+__all__ = [
+    "KerasHubImageEncoder",
+    "KerasHubTextEncoder",
+    "SmallCNNImageEncoder",
+    "TransformerTextEncoder",
+]

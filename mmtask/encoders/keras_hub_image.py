@@ -8,33 +8,11 @@ model reloads from its own file, on a machine that never saw the preset.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import keras
 import keras_hub
 
-from mmtask.errors import MmtaskError
+from mmtask.encoders.presets import from_preset
 from mmtask.registry import IMAGE_ENCODERS
-
-
-def load_backbone(preset: str) -> keras.layers.Layer:
-    """Load a keras-hub backbone from a preset folder (or a handle where a network exists).
-
-    A handle that cannot be fetched fails with one message asking for a local path.
-    """
-    path = Path(preset).expanduser()
-    if path.is_dir():
-        return keras_hub.models.Backbone.from_preset(str(path))
-    if "://" not in preset and ("/" in preset or preset.startswith((".", "~"))):
-        raise MmtaskError(f"Preset folder not found: {preset}")
-    try:
-        return keras_hub.models.Backbone.from_preset(preset)
-    except Exception as error:
-        raise MmtaskError(
-            f"Could not load the preset {preset!r} ({type(error).__name__}). mmtask loads "
-            "pretrained weights from local folders; download the preset once and pass its "
-            "folder path instead."
-        ) from None
 
 
 @IMAGE_ENCODERS.register("keras_hub")
@@ -85,7 +63,7 @@ class KerasHubImageEncoder(keras.layers.Layer):
                 f"Invalid value for `pooling`: expected 'avg' or 'max'. Received: {pooling!r}"
             )
         if preset is not None:
-            backbone = load_backbone(preset)
+            backbone = from_preset(keras_hub.models.Backbone.from_preset, preset)
         elif isinstance(backbone, dict):
             backbone = keras.layers.deserialize(backbone)
         self.backbone = backbone

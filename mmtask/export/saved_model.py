@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 import keras
+import keras_hub
 import tensorflow as tf
 
 from mmtask.data.images import decode_image
@@ -55,6 +56,18 @@ def serving_function(model):
         return outputs
 
     return serve
+
+
+def required_imports(model) -> list[str]:
+    """Modules a serving process must import before `tf.saved_model.load` of this export.
+
+    keras-hub tokenizers run TensorFlow Text ops, which exist only once
+    `tensorflow_text` is imported.
+    """
+    tokenizers = [getattr(encoder, "tokenizer", None) for encoder in model.encoders.values()]
+    if any(isinstance(t, keras_hub.tokenizers.Tokenizer) for t in tokenizers):
+        return ["tensorflow_text"]
+    return []
 
 
 def export_saved_model(model, path: str | Path, overwrite: bool = False) -> Path:
@@ -104,7 +117,14 @@ def export_saved_model(model, path: str | Path, overwrite: bool = False) -> Path
         archive.write_out(str(staging), verbose=False)
         (staging / "assets").mkdir(exist_ok=True)
         (staging / "assets" / LABELS_FILE).write_text(
-            json.dumps({"label_names": model.label_names, "inputs": list(signature)}, indent=2),
+            json.dumps(
+                {
+                    "label_names": model.label_names,
+                    "inputs": list(signature),
+                    "requires_imports": required_imports(model),
+                },
+                indent=2,
+            ),
             encoding="utf-8",
         )
         _replace_directory(staging, path)

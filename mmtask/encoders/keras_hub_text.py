@@ -1,0 +1,148 @@
+"""Text encoder around a pretrained keras-hub backbone (the BERT family) and its tokenizer.
+
+Tokenizer and backbone travel together inside the model, so the model and its
+exported SavedModel take raw strings. Sentence vectors are the mean of the
+last hidden states over real tokens (as sentence-transformers do), or the
+[CLS] state.
+"""
+
+from __future__ import annotations
+
+import keras
+import keras_hub
+from keras import ops
+
+from mmtask.encoders.presets import from_preset
+from mmtask.registry import TEXT_ENCODERS
+
+
+@TEXT_ENCODERS.register("keras_hub")
+class KerasHubTextEncoder(keras.layers.Layer):
+    """A keras-hub BERT-style backbone with its tokenizer, pooled to a sentence vector.
+
+    Args:
+        preset: str | None. A keras-hub preset folder holding the backbone,
+            its weights and its tokenizer.
+        tokenizer: layer | dict | None. With `backbone`, instead of `preset`.
+        backbone: layer | dict | None. With `tokenizer`, instead of `preset`.
+        sequence_length: int. Tokens per text, [CLS] and [SEP] included.
+        pooling: str. "mean" over real tokens, or "cls".
+        output_dim: int | None. If set, a dense projection to this width.
+        trainable_backbone: bool. False freezes the backbone.
+
+    Example:
+    ```python
+    encoder = KerasHubTextEncoder(preset="all_minilm_l6_v2", sequence_length=64)
+    vectors = encoder(np.array(["what a day"], object))  # (1, 384)
+    ```
+    """
+
+    modality = "text"
+
+    def __init__(
+        self,
+        preset: str | None = None,
+        tokenizer: keras.layers.Layer | dict | None = None,
+        backbone: keras.layers.Layer | dict | None = None,
+        sequence_length: int = 64,
+        pooling: str = "mean",
+        output_dim: int | None = None,
+        trainable_backbone: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if (preset is None) == (backbone is None or tokenizer is None):
+            raise ValueError(
+                "Give either `preset`, or both `tokenizer` and `backbone`. Received: "
+                f"preset={preset!r}, tokenizer={type(tokenizer).__name__}, "
+                f"backbone={type(backbone).__name__}"
+            )
+        if pooling not in ("mean", "cls"):
+            raise ValueError(
+                f"Invalid value for `pooling`: expected 'mean' or 'cls'. Received: {pooling!r}"
+            )
+        if preset is not None:
+            tokenizer = from_preset(keras_hub.tokenizers.Tokenizer.from_preset, preset)
+            backbone = from_preset(keras_hub.models.Backbone.from_preset, preset)
+        if isinstance(tokenizer, dict):
+            tokenizer = keras.layers.deserialize(tokenizer)
+        if isinstance(backbone, dict):
+            backbone = keras.layers.deserialize(backbone)
+        self.tokenizer = tokenizer
+        self.backbone = backbone
+        self.backbone.trainable = trainable_backbone
+        self.sequence_length = sequence_length
+        self.pooling = pooling
+        self.output_dim = output_dim
+        self.trainable_backbone = trainable_backbone
+        self.packer = keras_hub.layers.StartEndPacker(
+            sequence_length=sequence_length,
+            start_value=tokenizer.cls_token_id,
+            end_value=tokenizer.sep_token_id,
+            pad_value=tokenizer.pad_token_id,
+            return_padding_mask=True,
+            name="packer",
+        )
+        self.projection = (
+            keras.layers.Dense(output_dim, activation="relu", name="projection")
+            if output_dim
+            else None
+        )
+
+    @property
+    def hidden_dim(self) -> int:
+        return int(self.backbone.hidden_dim)
+
+    @property
+    def output_width(self) -> int:
+        return self.output_dim or self.hidden_dim
+
+    def build(self, input_shape):
+        if self.projection is not None:
+            self.projection.build((None, self.hidden_dim))
+        self.built = True
+
+    def call(self, texts, training=None):
+        token_ids, padding_mask = self.packer(self.tokenizer(texts))
+        hidden = self.backbone(
+            {
+                "token_ids": token_ids,
+                "segment_ids": ops.zeros_like(token_ids),
+                "padding_mask": padding_mask,
+            },
+            training=training,
+        )["sequence_output"]
+        if self.pooling == "cls":
+            pooled = hidden[:, 0, :]
+        else:
+            weights = ops.expand_dims(ops.cast(padding_mask, hidden.dtype), -1)
+            pooled = ops.sum(hidden * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1)
+        return self.projection(pooled) if self.projection is not None else pooled
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.output_width)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "tokenizer": _serialize_with_vocabulary(self.tokenizer),
+                "backbone": keras.layers.serialize(self.backbone),
+                "sequence_length": self.sequence_length,
+                "pooling": self.pooling,
+                "output_dim": self.output_dim,
+                "trainable_backbone": self.trainable_backbone,
+            }
+        )
+        return config
+
+
+def _serialize_with_vocabulary(tokenizer: keras.layers.Layer) -> dict:
+    """The tokenizer's config with its vocabulary, which keras-hub otherwise keeps as assets.
+
+    So the encoder's config alone rebuilds a working tokenizer (for `from_config`
+    and layer serialization, not only for `.keras` files).
+    """
+    config = keras.layers.serialize(tokenizer)
+    config["config"]["vocabulary"] = tokenizer.get_vocabulary()
+    return config

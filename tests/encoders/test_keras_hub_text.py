@@ -1,0 +1,133 @@
+"""KerasHubTextEncoder: BERT backbone + tokenizer from a local preset, pooled, saved whole."""
+
+import shutil
+import subprocess
+import sys
+
+import keras
+import keras_hub
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mmtask.encoders import KerasHubTextEncoder
+from mmtask.errors import MmtaskError
+from mmtask.export import export_saved_model
+from mmtask.heads import ClassificationHead
+from mmtask.models import MultiTaskModel
+from mmtask.testing import run_layer_test
+
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "good", "bad", "day", "night"]
+TEXTS = np.array(["the good day", "Bad night", "good good good good good good", ""], object)
+
+
+@pytest.fixture
+def preset(tmp_path):
+    keras.utils.set_random_seed(0)
+    tokenizer = keras_hub.models.BertTokenizer(vocabulary=VOCAB, lowercase=True)
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=len(VOCAB),
+        num_layers=1,
+        num_heads=2,
+        hidden_dim=8,
+        intermediate_dim=16,
+        max_sequence_length=16,
+    )
+    path = tmp_path / "tiny_bert"
+    backbone.save_to_preset(str(path))
+    tokenizer.save_to_preset(str(path))
+    return path, tokenizer, backbone
+
+
+def by_hand(tokenizer, backbone, texts, sequence_length, pooling):
+    ids = [[2] + np.asarray(tokenizer(t)).tolist()[: sequence_length - 2] + [3] for t in texts]
+    mask = np.array([[1] * len(i) + [0] * (sequence_length - len(i)) for i in ids], "float32")
+    ids = np.array([i + [0] * (sequence_length - len(i)) for i in ids], "int32")
+    hidden = np.asarray(
+        backbone(
+            {
+                "token_ids": ids,
+                "segment_ids": np.zeros_like(ids),
+                "padding_mask": mask.astype(bool),
+            }
+        )["sequence_output"]
+    )
+    if pooling == "cls":
+        return hidden[:, 0]
+    return (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_pools_the_backbone_states(preset, pooling):
+    path, tokenizer, backbone = preset
+    encoder = KerasHubTextEncoder(preset=str(path), sequence_length=6, pooling=pooling)
+    expected = by_hand(tokenizer, backbone, list(TEXTS), 6, pooling)
+    np.testing.assert_allclose(np.asarray(encoder(TEXTS)), expected, rtol=1e-4, atol=1e-5)
+    assert not encoder.backbone.trainable
+
+
+def test_layer_contract(preset):
+    path, _, _ = preset
+    run_layer_test(
+        KerasHubTextEncoder,
+        {"preset": str(path), "sequence_length": 6, "output_dim": 3, "trainable_backbone": True},
+        TEXTS,
+        expected_output_shape=(4, 3),
+        # BERT's pooler reads the [CLS] state; this encoder pools the sequence itself.
+        no_gradient_expected=("pooled_dense",),
+    )
+
+
+EXPORT_CHECK = r"""
+import sys, json
+import tensorflow as tf
+import tensorflow_text  # registers the tokenizer's ops, as the export's labels file says
+served = tf.saved_model.load(sys.argv[1])
+out = served.serve(text=tf.constant(json.loads(sys.argv[2])))
+print(json.dumps(out["t_probabilities"].numpy().tolist()))
+"""
+
+
+def test_saved_and_exported_without_the_preset(preset, tmp_path):
+    path, _, _ = preset
+    keras.utils.set_random_seed(0)
+    model = MultiTaskModel(
+        encoders={"text": KerasHubTextEncoder(preset=str(path), sequence_length=6, output_dim=4)},
+        heads={"t": ClassificationHead(2)},
+        task_inputs={"t": "text"},
+        label_names={"t": ["no", "yes"]},
+    )
+    expected = model.predict({"text": TEXTS}, verbose=0)["t"]
+    model.save(tmp_path / "model.keras")
+    shutil.rmtree(path)
+    loaded = keras.models.load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(loaded.predict({"text": TEXTS}, verbose=0)["t"], expected, atol=1e-6)
+    exported = export_saved_model(loaded, tmp_path / "exported")
+    import json
+
+    completed = subprocess.run(
+        [sys.executable, "-c", EXPORT_CHECK, str(exported), json.dumps(list(TEXTS))],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    served = json.loads(completed.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(served, expected, atol=1e-5)
+    labels = json.loads((exported / "assets" / "mmtask_labels.json").read_text())
+    assert labels["requires_imports"] == ["tensorflow_text"]
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="Give either"):
+        KerasHubTextEncoder()
+    with pytest.raises(MmtaskError, match="Preset folder not found"):
+        KerasHubTextEncoder(preset=str(tmp_path / "missing"))
+
+
+def test_tokenizer_works_inside_tf_function(preset):
+    path, _, _ = preset
+    encoder = KerasHubTextEncoder(preset=str(path), sequence_length=6)
+    eager = np.asarray(encoder(TEXTS))
+    graph = tf.function(encoder)(tf.constant(list(TEXTS)))
+    np.testing.assert_allclose(np.asarray(graph), eager, rtol=1e-5, atol=1e-6)
