@@ -29,7 +29,7 @@ JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 def read_manifest(
     path: str | Path,
     *,
-    image_column: str,
+    image_column: str | None,
     label_columns: Sequence[str],
     text_column: str | None = None,
     text_path_column: str | None = None,
@@ -45,7 +45,9 @@ def read_manifest(
 
     Args:
         path: str | Path. The manifest file.
-        image_column: str. Column holding the image path.
+        image_column: str | None. Column holding the image path; None reads a
+            text-only manifest (image paths are then empty strings, for
+            text-only work such as pre-training a text encoder).
         label_columns: Sequence[str]. Columns holding labels, one task each;
             empty for unlabelled posts (e.g. to predict).
         text_column: str | None. Column holding the text itself.
@@ -89,7 +91,8 @@ def read_manifest(
     policy = ErrorPolicy(on_error, report)
 
     records, columns = _read_records(path)
-    required = [image_column, text_column or text_path_column, *label_columns]
+    required = [text_column or text_path_column, *label_columns]
+    required += [image_column] if image_column else []
     required += [id_column] if id_column else []
     for column in required:
         if column not in columns:
@@ -138,14 +141,16 @@ def read_manifest(
                 policy.fail("missing_text", post_id, message, *where)
                 continue
             text = read_text_file(text_path)
-        image_path = folder / cells[image_column] if cells[image_column] else None
-        problem = check_image_file(image_path) if image_path else "missing_file"
-        if problem is not None:
-            message = (
-                f"image of post {post_id} is unusable, {IMAGE_PROBLEMS[problem]}: {image_path}"
-            )
-            policy.fail(problem, post_id, message, *where)
-            continue
+        image_path = ""
+        if image_column:
+            image_path = folder / cells[image_column] if cells[image_column] else None
+            problem = check_image_file(image_path) if image_path else "missing_file"
+            if problem is not None:
+                message = (
+                    f"image of post {post_id} is unusable, {IMAGE_PROBLEMS[problem]}: {image_path}"
+                )
+                policy.fail(problem, post_id, message, *where)
+                continue
         ids.append(post_id)
         texts.append(text)
         image_paths.append(str(image_path))

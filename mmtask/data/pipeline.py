@@ -12,6 +12,7 @@ import tensorflow as tf
 from mmtask.data.augment import augment_image
 from mmtask.data.images import decode_image, image_size_pair
 from mmtask.data.posts import Posts
+from mmtask.errors import MmtaskError
 
 CACHED_SHUFFLE_BUFFER = 1024
 """Shuffle buffer over decoded images when caching (bounded: each holds a whole image)."""
@@ -56,6 +57,14 @@ def make_dataset(
         >>> train = make_dataset(posts, image_size=224, training=True, seed=0)
         >>> features, labels, masks = next(iter(train))
     """
+    missing = [
+        post_id for post_id, path in zip(posts.ids, posts.image_paths, strict=True) if not path
+    ]
+    if missing:
+        raise MmtaskError(
+            f"{len(missing)} posts have no image (e.g. ids {missing[:5]}); `make_dataset` "
+            "needs an image per post. Read a text-only manifest for text-only work."
+        )
     size = image_size_pair(image_size)
     augment = training if augment is None else augment
     shuffle = training if shuffle is None else shuffle

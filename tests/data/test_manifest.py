@@ -176,3 +176,27 @@ def test_bad_arguments(folder):
         read_manifest(folder / "m.tsv", image_column="image", label_columns=[], text_column="t")
     with pytest.raises(DataError, match="not found"):
         read_manifest(folder / "none.csv", image_column="image", label_columns=[], text_column="t")
+
+
+def test_text_only_manifest(tmp_path):
+    (tmp_path / "texts.csv").write_text(
+        "text,label\r\ngreat flight,positive\r\nlost my bag,negative\r\n,neutral\r\n",
+        newline="",
+    )
+    posts = read_manifest(
+        tmp_path / "texts.csv", image_column=None, text_column="text", label_columns=["label"]
+    )
+    assert posts.texts == ["great flight", "lost my bag", ""]
+    assert posts.image_paths == ["", "", ""]
+    assert posts.labels["label"].tolist() == [2, 0, 1]
+
+
+def test_make_dataset_refuses_posts_without_images(tmp_path):
+    from mmtask.data import make_dataset
+
+    (tmp_path / "texts.csv").write_text("text,label\r\nhi,a\r\n", newline="")
+    posts = read_manifest(
+        tmp_path / "texts.csv", image_column=None, text_column="text", label_columns=["label"]
+    )
+    with pytest.raises(MmtaskError, match="have no image"):
+        make_dataset(posts)
