@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import mmtask.encoders  # noqa: F401  (registers the built-in encoders)
 import mmtask.fusion  # noqa: F401  (registers the built-in fusion modules)
+import mmtask.transfer  # noqa: F401  (registers saved encoders)
 import mmtask.weighting  # noqa: F401  (registers the built-in weighting methods)
 from mmtask.errors import SpecError
 from mmtask.heads import ClassificationHead
@@ -45,7 +46,7 @@ def build_model(
         encoders["text"] = TEXT_ENCODERS.build(
             spec.text_encoder.name, name="text_encoder", **spec.text_encoder.options
         )
-        if hasattr(encoders["text"], "adapt"):
+        if getattr(encoders["text"], "needs_vocabulary", False):
             if train_texts is None:
                 raise SpecError(
                     f"Text encoder {spec.text_encoder.name!r} learns its vocabulary: "

@@ -133,6 +133,39 @@ def _predict(args: argparse.Namespace) -> None:
     print(f"predictions: {out} ({len(posts)} posts)")
 
 
+def _pretrain(args: argparse.Namespace) -> None:
+    from mmtask.data import read_manifest
+    from mmtask.spec import RunSpec
+    from mmtask.transfer import pretrain_text_encoder, save_encoder
+
+    spec = RunSpec.from_file(args.spec) if args.spec else RunSpec()
+    if spec.model.text_encoder is None:
+        raise MmtaskError("The spec's model has no text encoder to pre-train.")
+    posts = read_manifest(
+        args.data,
+        image_column=None,
+        text_column=args.text_column,
+        label_columns=[args.label_column],
+        on_error=args.on_error,
+    )
+    print(posts.report.summary(), file=sys.stderr)
+    result = pretrain_text_encoder(
+        posts.texts,
+        posts.labels[args.label_column],
+        len(posts.label_names[args.label_column]),
+        spec.model.text_encoder,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+    )
+    path = save_encoder(result.encoder, args.out, "text")
+    if result.validation_accuracy is not None:
+        print(f"held-out accuracy on {args.label_column}: {result.validation_accuracy:.4f}")
+    print(f"text_encoder: {path}")
+    print(f"use it with: text_encoder: {{name: saved, options: {{path: {path}}}}}")
+
+
 def _export(args: argparse.Namespace) -> None:
     from mmtask.export import export_saved_model
     from mmtask.training import load_model
@@ -175,6 +208,21 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--batch-size", type=int, default=64)
     predict.add_argument("--out", required=True, help="CSV file to write")
     predict.set_defaults(run=_predict)
+
+    pretrain = commands.add_parser(
+        "pretrain", help="pre-train the text encoder on a text-only labelled CSV/JSONL"
+    )
+    pretrain.add_argument("--data", required=True, help="a .csv/.jsonl of texts and labels")
+    pretrain.add_argument("--text-column", default="text")
+    pretrain.add_argument("--label-column", required=True)
+    pretrain.add_argument("--spec", help="a run spec whose model.text_encoder is pre-trained")
+    pretrain.add_argument("--epochs", type=int, default=3)
+    pretrain.add_argument("--batch-size", type=int, default=64)
+    pretrain.add_argument("--learning-rate", type=float, default=1e-3)
+    pretrain.add_argument("--seed", type=int, default=0)
+    pretrain.add_argument("--on-error", choices=["raise", "skip"], default="raise")
+    pretrain.add_argument("--out", required=True, help="the encoder file to write (.keras)")
+    pretrain.set_defaults(run=_pretrain)
 
     export = commands.add_parser("export", help="export a SavedModel serving raw text + images")
     export.add_argument("--model", required=True, help="a .keras file or a run folder")

@@ -27,12 +27,17 @@ class Registry:
         self._classes: dict[str, type] = {}
 
     def register(self, name: str) -> Callable[[type], type]:
-        """Class decorator: adds the class under `name` and makes it serializable."""
+        """Decorator: adds a class (made Keras-serializable) or a factory under `name`.
+
+        A factory is a function returning a layer, e.g. one that loads a saved
+        encoder; the layer it returns serializes as its own class.
+        """
 
         def decorator(cls: type) -> type:
             if name in self._classes:
                 raise ValueError(f"{self.kind} {name!r} is already registered")
-            cls = keras.saving.register_keras_serializable(package="mmtask")(cls)
+            if isinstance(cls, type):
+                cls = keras.saving.register_keras_serializable(package="mmtask")(cls)
             self._classes[name] = cls
             return cls
 

@@ -166,3 +166,63 @@ def test_console_script_error_has_no_traceback(tmp_path):
     assert completed.returncode == 2
     assert "Traceback" not in completed.stderr
     assert completed.stderr.strip().splitlines()[-1].startswith("mmtask export: error:")
+
+
+def test_pretrain_then_train_from_the_saved_encoder(workspace, tmp_path):
+    _, data, _ = workspace
+    posts = read_mvsa(data)
+    source = tmp_path / "source.csv"
+    with source.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "sentiment"])
+        for text, label in zip(posts.texts, posts.labels["text_sentiment"], strict=True):
+            writer.writerow([text, ("negative", "neutral", "positive")[label]])
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(TINY_SPEC)
+    encoder = tmp_path / "text_encoder.keras"
+    assert (
+        main(
+            [
+                "pretrain",
+                "--data",
+                str(source),
+                "--label-column",
+                "sentiment",
+                "--spec",
+                str(spec),
+                "--epochs",
+                "1",
+                "--out",
+                str(encoder),
+            ]
+        )
+        == 0
+    )
+    assert encoder.is_file()
+    run_spec = tmp_path / "run.yaml"
+    run_spec.write_text(
+        TINY_SPEC.replace(
+            "  text_encoder:\n    name: transformer\n"
+            "    options: {max_tokens: 500, sequence_length: 12, embed_dim: 16, "
+            "intermediate_dim: 16}\n",
+            f"  text_encoder:\n    name: saved\n    options: {{path: '{encoder}'}}\n",
+        )
+    )
+    assert "saved" in run_spec.read_text()
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(data),
+                "--spec",
+                str(run_spec),
+                "--train-split",
+                "train",
+                "--out",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 0
+    )
+    assert (tmp_path / "run" / "model.keras").is_file()

@@ -101,6 +101,11 @@ class TransformerTextEncoder(keras.layers.Layer):
         """Learn the vocabulary from training texts."""
         self.vectorizer.adapt(list(texts), batch_size=batch_size)
 
+    @property
+    def needs_vocabulary(self) -> bool:
+        """True until `adapt` (or a given or loaded vocabulary) sets one."""
+        return self.vectorizer.vocabulary_size() <= 2  # padding and OOV only
+
     def vocabulary_size(self) -> int:
         return self.vectorizer.vocabulary_size()
 
