@@ -122,7 +122,9 @@ def test_build_model_from_spec_wires_tasks_and_weights():
 
 def test_unknown_component_name_lists_choices():
     spec = ModelSpec.from_dict({**TINY, "fusion": "attention_typo"})
-    with pytest.raises(SpecError, match=r"expected one of \['concat'\].*fusion='attention_typo'"):
+    with pytest.raises(
+        SpecError, match=r"expected one of \[.*'concat'.*\].*fusion='attention_typo'"
+    ):
         build_model(spec, LABELS, train_texts=["x"])
 
 

@@ -102,7 +102,7 @@ class MultiTaskModel(keras.Model):
             t: keras.metrics.SparseCategoricalAccuracy(name=f"{t}_accuracy") for t in tasks
         }
         self.task_macro_f1 = {
-            t: keras.metrics.F1Score(average="macro", name=f"{t}_macro_f1") for t in tasks
+            t: _built_f1_score(len(self.label_names[t]), name=f"{t}_macro_f1") for t in tasks
         }
         self.task_weight_trackers = {t: keras.metrics.Mean(name=f"{t}_loss_weight") for t in tasks}
 
@@ -144,7 +144,8 @@ class MultiTaskModel(keras.Model):
         """`keras.Model.fit`, plus the callback that lets the loss weighting adapt per epoch."""
         callbacks = list(callbacks or [])
         if not any(isinstance(c, WeightingEpochCallback) for c in callbacks):
-            callbacks.append(WeightingEpochCallback())
+            # First, so checkpointing callbacks save the weighting's updated state.
+            callbacks.insert(0, WeightingEpochCallback())
         return super().fit(
             x,
             y,
@@ -259,6 +260,19 @@ class MultiTaskModel(keras.Model):
             if config.get(key) is not None:
                 config[key] = keras.layers.deserialize(config[key])
         return cls(**config)
+
+
+def _built_f1_score(num_classes: int, name: str) -> keras.metrics.F1Score:
+    """A macro-F1 metric whose variables exist now.
+
+    `F1Score` creates its variables on its first update; inside a distributed
+    training loop that fails, so one zero-weight update creates them here.
+    """
+    metric = keras.metrics.F1Score(average="macro", name=name)
+    zeros = ops.zeros((1, num_classes))
+    metric.update_state(zeros, zeros, sample_weight=ops.zeros((1,)))
+    metric.reset_state()
+    return metric
 
 
 def _check_structure(encoders, heads, task_inputs, label_names, fusion) -> None:

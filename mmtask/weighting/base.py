@@ -26,6 +26,8 @@ class LossWeighting(keras.layers.Layer):
     def __init__(
         self, tasks: Sequence[str], weights: Mapping[str, float] | None = None, **kwargs
     ):
+        # Losses are combined in float32 whatever the compute dtype (mixed precision).
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.tasks = list(tasks)
         weights = dict(weights or {})
