@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -45,7 +44,6 @@ import platform
 import statistics
 import string
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -53,6 +51,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
+from common import effective_cores, positive_int
 from PIL import Image
 
 from mmtask.data import Posts, make_dataset, read_mvsa
@@ -76,14 +75,6 @@ def log(message: str) -> None:
     print(f"[pipeline] {message}", file=sys.stderr, flush=True)
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an int >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an int >= 1. Received: {text}")
-    return value
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="MVSA-Single folder.")
@@ -105,30 +96,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--check-posts", type=int, default=4, help="Posts whose images compare.")
     return parser.parse_args(argv)
-
-
-def effective_cores(megabytes: int = 64, rounds: int = 3) -> float:
-    """Throughput of one GIL-free thread per core relative to one thread.
-
-    `os.cpu_count()` counts virtual CPUs; on a shared virtual machine they may
-    deliver less, and parallel input pipelines can only use what they deliver.
-    """
-    data = os.urandom(megabytes << 20)
-
-    def work() -> None:
-        for _ in range(rounds):
-            hashlib.sha256(data).digest()
-
-    def throughput(threads: int) -> float:
-        workers = [threading.Thread(target=work) for _ in range(threads)]
-        start = time.perf_counter()
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-        return threads / (time.perf_counter() - start)
-
-    return round(throughput(os.cpu_count() or 1) / throughput(1), 2)
 
 
 def load_posts(data: Path, limit: int | None) -> Posts:

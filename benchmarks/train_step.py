@@ -39,19 +39,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import os
 import platform
 import statistics
 import sys
-import threading
 import time
 from collections.abc import Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
+from common import effective_cores, positive_int
 
 from mmtask.builder import build_model
 from mmtask.data import SENTIMENT_LABELS
@@ -72,14 +71,6 @@ def log(message: str) -> None:
     print(f"[train_step] {message}", file=sys.stderr, flush=True)
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an int >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an int >= 1. Received: {text}")
-    return value
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--image-size", type=positive_int, default=ModelSpec().image_size)
@@ -94,30 +85,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
-
-
-def effective_cores(megabytes: int = 64, rounds: int = 3) -> float:
-    """Throughput of one GIL-free thread per core relative to one thread.
-
-    `os.cpu_count()` counts virtual CPUs; on a shared virtual machine they may
-    deliver less, and parallel input pipelines can only use what they deliver.
-    """
-    data = os.urandom(megabytes << 20)
-
-    def work() -> None:
-        for _ in range(rounds):
-            hashlib.sha256(data).digest()
-
-    def throughput(threads: int) -> float:
-        workers = [threading.Thread(target=work) for _ in range(threads)]
-        start = time.perf_counter()
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-        return threads / (time.perf_counter() - start)
-
-    return round(throughput(os.cpu_count() or 1) / throughput(1), 2)
 
 
 def make_data(
