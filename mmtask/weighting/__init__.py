@@ -1,6 +1,7 @@
 """Loss weighting: how per-task losses combine into the training objective."""
 
 from mmtask.weighting.base import LossWeighting
+from mmtask.weighting.diagnostics import TaskGradientDiagnostics
 from mmtask.weighting.dwa import DWAWeighting
 from mmtask.weighting.epoch_callback import WeightingEpochCallback
 from mmtask.weighting.static import StaticWeighting
@@ -10,6 +11,7 @@ __all__ = [
     "DWAWeighting",
     "LossWeighting",
     "StaticWeighting",
+    "TaskGradientDiagnostics",
     "UncertaintyWeighting",
     "WeightingEpochCallback",
 ]
