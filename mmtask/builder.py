@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import mmtask.alignment  # noqa: F401  (registers the alignment modules)
 import mmtask.encoders  # noqa: F401  (registers the built-in encoders)
 import mmtask.fusion  # noqa: F401  (registers the built-in fusion modules)
 import mmtask.transfer  # noqa: F401  (registers saved encoders)
@@ -11,7 +12,7 @@ import mmtask.weighting  # noqa: F401  (registers the built-in weighting methods
 from mmtask.errors import SpecError
 from mmtask.heads import ClassificationHead
 from mmtask.models import MultiTaskModel
-from mmtask.registry import FUSIONS, IMAGE_ENCODERS, TEXT_ENCODERS, WEIGHTINGS
+from mmtask.registry import ALIGNMENTS, FUSIONS, IMAGE_ENCODERS, TEXT_ENCODERS, WEIGHTINGS
 from mmtask.spec import ModelSpec
 
 
@@ -60,6 +61,11 @@ def build_model(
     fusion = None
     if spec.fusion is not None:
         fusion = FUSIONS.build(spec.fusion.name, name="fusion", **spec.fusion.options)
+    alignment = None
+    if spec.alignment is not None:
+        alignment = ALIGNMENTS.build(
+            spec.alignment.name, name="alignment", **spec.alignment.options
+        )
     tasks = [t.name for t in spec.tasks]
     weighting = WEIGHTINGS.build(
         spec.weighting.name,
@@ -86,6 +92,7 @@ def build_model(
             fusion=fusion,
             weighting=weighting,
             image_size=(spec.image_size, spec.image_size),
+            alignment=alignment,
             name="mmtask_model",
         )
     except ValueError as error:

@@ -69,6 +69,7 @@ class ModelSpec:
     image_encoder: ComponentSpec | None = field(default_factory=lambda: ComponentSpec("small_cnn"))
     fusion: ComponentSpec | None = field(default_factory=lambda: ComponentSpec("concat"))
     weighting: ComponentSpec = field(default_factory=lambda: ComponentSpec("static"))
+    alignment: ComponentSpec | None = None
     image_size: int = 128
 
     @classmethod
@@ -149,6 +150,7 @@ _NESTED = {
     ("ModelSpec", "image_encoder"): ("component", ComponentSpec),
     ("ModelSpec", "fusion"): ("component", ComponentSpec),
     ("ModelSpec", "weighting"): ("component", ComponentSpec),
+    ("ModelSpec", "alignment"): ("component", ComponentSpec),
     ("RunSpec", "model"): ("object", ModelSpec),
     ("RunSpec", "training"): ("object", TrainingSpec),
 }

@@ -18,6 +18,7 @@ from mmtask.weighting.epoch_callback import WeightingEpochCallback
 from mmtask.weighting.static import StaticWeighting
 
 FUSED = "fused"
+EMBEDDING_OUTPUTS = {"text": "text_embedding", "image": "image_embedding"}
 MODALITY_INPUTS = {
     "text": lambda image_size: keras.Input(shape=(), dtype="string", name="text"),
     "image": lambda image_size: keras.Input(shape=(*image_size, 3), name="image"),
@@ -52,6 +53,9 @@ class MultiTaskModel(keras.Model):
             task reads "fused".
         weighting: LossWeighting | None. Defaults to static weights of 1.0.
         image_size: (int, int). Height and width of the image input.
+        alignment: layer | None. A cross-modal alignment module (e.g.
+            `ContrastiveAlignment`); its loss joins the total, and its
+            embeddings are extra outputs `text_embedding` / `image_embedding`.
 
     Example:
     ```python
@@ -76,16 +80,23 @@ class MultiTaskModel(keras.Model):
         fusion: keras.layers.Layer | None = None,
         weighting: LossWeighting | None = None,
         image_size: Sequence[int] = (128, 128),
+        alignment: keras.layers.Layer | None = None,
         **kwargs,
     ):
         tasks = list(heads)
         _check_structure(encoders, heads, task_inputs, label_names, fusion)
+        reserved = sorted(set(tasks) & set(EMBEDDING_OUTPUTS.values()))
+        if alignment is not None and reserved:
+            raise ValueError(f"Task names {reserved} are reserved for alignment embeddings.")
         image_size = tuple(int(s) for s in image_size)
         inputs = {m: MODALITY_INPUTS[m](image_size) for m in sorted(encoders)}
         representations = {m: encoders[m](inputs[m]) for m in sorted(encoders)}
         if fusion is not None:
             representations[FUSED] = fusion({m: representations[m] for m in sorted(encoders)})
         outputs = {t: heads[t](representations[task_inputs[t]]) for t in tasks}
+        if alignment is not None:
+            embeddings = alignment({m: representations[m] for m in sorted(encoders)})
+            outputs.update({EMBEDDING_OUTPUTS[m]: embeddings[m] for m in embeddings})
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
         self.encoders = dict(encoders)
@@ -94,6 +105,7 @@ class MultiTaskModel(keras.Model):
         self.task_inputs = {t: task_inputs[t] for t in tasks}
         self.label_names = {t: list(label_names[t]) for t in tasks}
         self.image_size = image_size
+        self.alignment = alignment
         self.weighting = weighting if weighting is not None else StaticWeighting(tasks)
         if not self.weighting.built:
             self.weighting.build({t: () for t in tasks})
@@ -249,6 +261,9 @@ class MultiTaskModel(keras.Model):
             "fusion": keras.layers.serialize(self.fusion) if self.fusion is not None else None,
             "weighting": keras.layers.serialize(self.weighting),
             "image_size": list(self.image_size),
+            "alignment": (
+                keras.layers.serialize(self.alignment) if self.alignment is not None else None
+            ),
         }
 
     @classmethod
@@ -256,7 +271,7 @@ class MultiTaskModel(keras.Model):
         config = dict(config)
         config["encoders"] = {m: keras.layers.deserialize(e) for m, e in config["encoders"].items()}
         config["heads"] = {t: keras.layers.deserialize(h) for t, h in config["heads"].items()}
-        for key in ("fusion", "weighting"):
+        for key in ("fusion", "weighting", "alignment"):
             if config.get(key) is not None:
                 config[key] = keras.layers.deserialize(config[key])
         return cls(**config)
