@@ -23,9 +23,7 @@ class LossWeighting(keras.layers.Layer):
         weights: mapping of task name -> float >= 0. Missing tasks get 1.0.
     """
 
-    def __init__(
-        self, tasks: Sequence[str], weights: Mapping[str, float] | None = None, **kwargs
-    ):
+    def __init__(self, tasks: Sequence[str], weights: Mapping[str, float] | None = None, **kwargs):
         # Losses are combined in float32 whatever the compute dtype (mixed precision).
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
