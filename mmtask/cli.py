@@ -175,6 +175,16 @@ def _export(args: argparse.Namespace) -> None:
     print(f"saved_model: {path}")
 
 
+def _report(args: argparse.Namespace) -> None:
+    from mmtask.plots import save_run_plots
+    from mmtask.report import write_html_report
+
+    plots = save_run_plots(args.run_dir)
+    page = write_html_report(args.run_dir, plots)
+    for name, path in {**plots, "html": page}.items():
+        print(f"{name}: {path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mmtask", description="Multi-task text + image models on Keras 3."
@@ -229,6 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="SavedModel folder to create")
     export.add_argument("--overwrite", action="store_true", help="replace an existing folder")
     export.set_defaults(run=_export)
+
+    report = commands.add_parser("report", help="write plots and an HTML page for a run folder")
+    report.add_argument("run_dir", help="a run folder written by `mmtask train`")
+    report.set_defaults(run=_report)
     return parser
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import keras
@@ -36,6 +36,39 @@ class EvaluationReport:
 
     def to_dict(self) -> dict:
         return {t: asdict(r) for t, r in self.tasks.items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> EvaluationReport:
+        """Read what `to_dict` wrote (a saved report.json), checking every task.
+
+        Raises:
+            ValueError: a task misses a field, or its confusion matrix is not
+                square with one row per class name.
+        """
+        names = [f.name for f in fields(TaskReport)]
+        tasks = {}
+        for task, entry in data.items():
+            missing = [f for f in names if not isinstance(entry, Mapping) or f not in entry]
+            if missing:
+                raise ValueError(
+                    f"Invalid report for task {task!r}: expected the fields {names}. "
+                    f"Missing: {missing}"
+                )
+            report = TaskReport(**{f: entry[f] for f in names})
+            classes = len(report.label_names)
+            confusion = report.confusion
+            square = isinstance(confusion, Sequence) and len(confusion) == classes
+            square = square and all(
+                isinstance(row, Sequence) and len(row) == classes for row in confusion
+            )
+            if not classes or not square:
+                raise ValueError(
+                    f"Invalid confusion matrix for task {task!r}: expected {classes} x "
+                    f"{classes} counts for the classes {list(report.label_names)}. "
+                    f"Received: {confusion!r:.200}"
+                )
+            tasks[task] = report
+        return cls(tasks)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")

@@ -41,3 +41,19 @@ def test_report_skips_unlabelled_examples(tmp_path):
     assert saved["a"]["confusion"] == [[1, 0, 0], [0, 0, 1], [0, 0, 0]]
     table = report.table()
     assert "a" in table and "0.5000" in table and "neu" in table
+
+
+def test_saved_report_loads_back(tmp_path):
+    from mmtask.evaluation import EvaluationReport
+
+    report = report_from_predictions(
+        {"a": np.array([[0.9, 0.05, 0.05], [0.2, 0.2, 0.6]])}, {"a": np.array([0, 1])},
+        {"a": NAMES},
+    )
+    path = tmp_path / "report.json"
+    report.save(path)
+    assert EvaluationReport.from_dict(json.loads(path.read_text())) == report
+    broken = json.loads(path.read_text())
+    broken["a"]["confusion"] = [[1, 0], [0, 1]]
+    with pytest.raises(ValueError, match="Invalid confusion matrix for task 'a'"):
+        EvaluationReport.from_dict(broken)
