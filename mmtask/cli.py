@@ -84,7 +84,12 @@ def _train(args: argparse.Namespace) -> None:
     result = train(spec, train_posts, val_posts)
     paths = save_run(result, spec, args.out)
     if result.report is not None:
+        from mmtask.plots import save_run_plots
+        from mmtask.report import write_html_report
+
         print(result.report.table())
+        plots = save_run_plots(args.out)
+        paths.update(plots, html=write_html_report(args.out, plots))
     for name, path in paths.items():
         print(f"{name}: {path}")
 
@@ -175,6 +180,23 @@ def _export(args: argparse.Namespace) -> None:
     print(f"saved_model: {path}")
 
 
+def _retrieve(args: argparse.Namespace) -> None:
+    from mmtask.retrieval import Retriever, recall_at_k
+    from mmtask.training import load_model
+
+    model = load_model(args.model)
+    posts = _read(args, split=args.split, labelled=False)
+    retriever = Retriever(model, posts, batch_size=args.batch_size)
+    recall = recall_at_k(retriever.embeddings["text"], retriever.embeddings["image"], args.ks)
+    print(f"{'direction':<15}" + "".join(f"{f'R@{k}':>8}" for k in args.ks))
+    for direction, values in recall.items():
+        print(f"{direction:<15}" + "".join(f"{values[k]:>8.4f}" for k in args.ks))
+    for query in args.query or []:
+        matches = retriever.images_for_texts([query], k=max(args.ks))[0]
+        shown = ", ".join(f"{m.id} ({m.score:.3f})" for m in matches)
+        print(f"images for {query!r}: {shown}")
+
+
 def _report(args: argparse.Namespace) -> None:
     from mmtask.plots import save_run_plots
     from mmtask.report import write_html_report
@@ -243,6 +265,16 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="write plots and an HTML page for a run folder")
     report.add_argument("run_dir", help="a run folder written by `mmtask train`")
     report.set_defaults(run=_report)
+
+    retrieve = commands.add_parser(
+        "retrieve", help="text <-> image recall@k of an aligned model, and text queries"
+    )
+    retrieve.add_argument("--model", required=True, help="a .keras file or a run folder")
+    _add_data_arguments(retrieve, splits=True)
+    retrieve.add_argument("--ks", type=int, nargs="+", default=[1, 5, 10], help="k of recall@k")
+    retrieve.add_argument("--query", nargs="*", help="texts to find images for")
+    retrieve.add_argument("--batch-size", type=int, default=64)
+    retrieve.set_defaults(run=_retrieve)
     return parser
 
 

@@ -57,7 +57,15 @@ def workspace(tmp_path_factory):
 
 def test_train_writes_a_run_folder(workspace):
     _, data, run = workspace
-    for name in ("model.keras", "spec.json", "history.json", "report.json"):
+    for name in (
+        "model.keras",
+        "spec.json",
+        "history.json",
+        "report.json",
+        "learning_curves.png",
+        "confusion_matrices.png",
+        "report.html",
+    ):
         assert (run / name).is_file(), name
     history = json.loads((run / "history.json").read_text())
     assert "val_post_sentiment_macro_f1" in history and len(history["loss"]) == 1
@@ -226,3 +234,59 @@ def test_pretrain_then_train_from_the_saved_encoder(workspace, tmp_path):
         == 0
     )
     assert (tmp_path / "run" / "model.keras").is_file()
+
+
+def test_retrieve_needs_an_aligned_model(workspace, capsys):
+    _, data, run = workspace
+    assert main(["retrieve", "--model", str(run), "--data", str(data), "--split", "val"]) == 2
+    assert "alignment" in capsys.readouterr().err
+
+
+def test_retrieve_reports_recall_of_an_aligned_model(workspace, tmp_path, capsys):
+    _, data, _ = workspace
+    spec = tmp_path / "aligned.yaml"
+    spec.write_text(TINY_SPEC.replace("training:", "  alignment: {name: contrastive}\ntraining:"))
+    run = tmp_path / "aligned_run"
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(data),
+                "--spec",
+                str(spec),
+                "--train-split",
+                "train",
+                "--out",
+                str(run),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    code = main(
+        [
+            "retrieve",
+            "--model",
+            str(run),
+            "--data",
+            str(data),
+            "--split",
+            "val",
+            "--ks",
+            "1",
+            "5",
+            "--query",
+            "happy sunny day",
+        ]
+    )
+    assert code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["direction", "R@1", "R@5"]
+    rows = {line.split()[0]: [float(v) for v in line.split()[1:]] for line in lines[1:3]}
+    assert set(rows) == {"text_to_image", "image_to_text"}
+    for values in rows.values():
+        assert 0.0 <= values[0] <= values[1] <= 1.0
+    val_ids = set(read_mvsa(data, split="val").ids)
+    found = lines[3].split(": ", 1)[1].split(", ")
+    assert len(found) == 5 and all(item.split()[0] in val_ids for item in found)
