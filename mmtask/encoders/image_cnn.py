@@ -10,12 +10,15 @@ from collections.abc import Sequence
 
 import keras
 
+from mmtask.encoders.sequences import encoder_output, encoder_output_spec, image_patches
 from mmtask.registry import IMAGE_ENCODERS
 
 
 @IMAGE_ENCODERS.register("small_cnn")
 class SmallCNNImageEncoder(keras.layers.Layer):
     """Conv blocks (conv, group norm, ReLU, max pool) -> global average pool -> dense.
+
+    With `return_sequence=True` it also returns the last feature map as patches.
 
     Group normalization, not batch normalization: an image's vector does not
     depend on the other images of its batch, so predictions are the same at
@@ -80,16 +83,28 @@ class SmallCNNImageEncoder(keras.layers.Layer):
         self.dense.build((None, self.filters[-1]))
         self.built = True
 
-    def call(self, images, training=None):
+    def call(self, images, training=None, return_sequence=False):
         x = self.stem(self.rescale(images))
         for conv, norm in zip(self.convs, self.norms, strict=True):
             x = keras.activations.relu(norm(conv(x), training=training))
             x = self.pool(x)
-        x = self.global_pool(x)
-        return self.dense(self.drop(x, training=training))
+        vector = self.dense(self.drop(self.global_pool(x), training=training))
+        sequence, mask = image_patches(x) if return_sequence else (None, None)
+        return encoder_output(vector, sequence, mask, return_sequence)
 
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.output_dim)
+    def compute_output_spec(self, images, training=None, return_sequence=False):
+        shape = self.stem.compute_output_shape(images.shape)
+        for _ in self.convs:
+            shape = self.pool.compute_output_shape(shape)
+        length = shape[1] * shape[2] if shape[1] and shape[2] else None
+        return encoder_output_spec(
+            images.shape[0],
+            self.output_dim,
+            length,
+            self.filters[-1],
+            return_sequence,
+            self.compute_dtype,
+        )
 
     def get_config(self):
         config = super().get_config()

@@ -12,6 +12,7 @@ import keras
 import keras_hub
 
 from mmtask.encoders.presets import from_preset
+from mmtask.encoders.sequences import encoder_output, encoder_output_spec, image_patches
 from mmtask.registry import IMAGE_ENCODERS
 
 
@@ -99,13 +100,24 @@ class KerasHubImageEncoder(keras.layers.Layer):
             self.projection.build((None, self.feature_dim))
         self.built = True
 
-    def call(self, images, training=None):
+    def call(self, images, training=None, return_sequence=False):
         features = self.backbone(self.rescale(images), training=training)
         pooled = self.pool(features)
-        return self.projection(pooled) if self.projection is not None else pooled
+        vector = self.projection(pooled) if self.projection is not None else pooled
+        sequence, mask = image_patches(features) if return_sequence else (None, None)
+        return encoder_output(vector, sequence, mask, return_sequence)
 
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.output_width)
+    def compute_output_spec(self, images, training=None, return_sequence=False):
+        shape = self.backbone.compute_output_shape(images.shape)
+        length = shape[1] * shape[2] if shape[1] and shape[2] else None
+        return encoder_output_spec(
+            images.shape[0],
+            self.output_width,
+            length,
+            self.feature_dim,
+            return_sequence,
+            self.compute_dtype,
+        )
 
     def get_config(self):
         config = super().get_config()

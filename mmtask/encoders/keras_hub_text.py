@@ -13,6 +13,7 @@ import keras_hub
 from keras import ops
 
 from mmtask.encoders.presets import from_preset
+from mmtask.encoders.sequences import encoder_output, encoder_output_spec, masked_mean
 from mmtask.registry import TEXT_ENCODERS
 
 
@@ -102,7 +103,7 @@ class KerasHubTextEncoder(keras.layers.Layer):
             self.projection.build((None, self.hidden_dim))
         self.built = True
 
-    def call(self, texts, training=None):
+    def call(self, texts, training=None, return_sequence=False):
         token_ids, padding_mask = self.packer(self.tokenizer(texts))
         hidden = self.backbone(
             {
@@ -112,15 +113,19 @@ class KerasHubTextEncoder(keras.layers.Layer):
             },
             training=training,
         )["sequence_output"]
-        if self.pooling == "cls":
-            pooled = hidden[:, 0, :]
-        else:
-            weights = ops.expand_dims(ops.cast(padding_mask, hidden.dtype), -1)
-            pooled = ops.sum(hidden * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1)
-        return self.projection(pooled) if self.projection is not None else pooled
+        pooled = hidden[:, 0, :] if self.pooling == "cls" else masked_mean(hidden, padding_mask)
+        vector = self.projection(pooled) if self.projection is not None else pooled
+        return encoder_output(vector, hidden, padding_mask, return_sequence)
 
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.output_width)
+    def compute_output_spec(self, texts, training=None, return_sequence=False):
+        return encoder_output_spec(
+            texts.shape[0],
+            self.output_width,
+            self.sequence_length,
+            self.hidden_dim,
+            return_sequence,
+            self.compute_dtype,
+        )
 
     def get_config(self):
         config = super().get_config()

@@ -12,12 +12,15 @@ import keras
 import keras_hub
 from keras import ops
 
+from mmtask.encoders.sequences import encoder_output, encoder_output_spec, masked_mean
 from mmtask.registry import TEXT_ENCODERS
 
 
 @TEXT_ENCODERS.register("transformer")
 class TransformerTextEncoder(keras.layers.Layer):
     """Strings -> token ids -> token + position embeddings -> transformer -> masked mean.
+
+    With `return_sequence=True` it also returns the token states and padding mask.
 
     Args:
         max_tokens: int. Vocabulary size, padding and out-of-vocabulary included.
@@ -119,22 +122,26 @@ class TransformerTextEncoder(keras.layers.Layer):
             self.projection.build((None, self.embed_dim))
         self.built = True
 
-    def call(self, texts, training=None):
+    def call(self, texts, training=None, return_sequence=False):
         token_ids = self.vectorizer(texts)
         padding_mask = ops.not_equal(token_ids, 0)
         x = self.embedding(token_ids)
         for block in self.blocks:
             x = block(x, padding_mask=padding_mask, training=training)
-        weights = ops.expand_dims(ops.cast(padding_mask, x.dtype), -1)
-        summed = ops.sum(x * weights, axis=1)
-        counts = ops.maximum(ops.sum(weights, axis=1), 1.0)
-        pooled = summed / counts
+        pooled = masked_mean(x, padding_mask)
         if self.projection is not None:
             pooled = self.projection(pooled)
-        return pooled
+        return encoder_output(pooled, x, padding_mask, return_sequence)
 
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.output_width)
+    def compute_output_spec(self, texts, training=None, return_sequence=False):
+        return encoder_output_spec(
+            texts.shape[0],
+            self.output_width,
+            self.sequence_length,
+            self.embed_dim,
+            return_sequence,
+            self.compute_dtype,
+        )
 
     def get_config(self):
         config = super().get_config()

@@ -1,7 +1,12 @@
-"""Fusion modules combine the modality vectors into one shared representation."""
+"""Fusion modules combine the modality representations into one shared representation.
+
+Most take the dict of modality vectors; those with `uses_sequences = True`
+(cross-attention) take each encoder's `{"vector", "sequence", "mask"}`.
+"""
 
 from mmtask.fusion.autoencoder import AutoencoderFusion
 from mmtask.fusion.concat import ConcatFusion
+from mmtask.fusion.cross_attention import CrossAttentionFusion
 from mmtask.fusion.gated import GatedFusion
 
-__all__ = ["AutoencoderFusion", "ConcatFusion", "GatedFusion"]
+__all__ = ["AutoencoderFusion", "ConcatFusion", "CrossAttentionFusion", "GatedFusion"]

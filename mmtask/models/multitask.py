@@ -49,8 +49,9 @@ class MultiTaskModel(keras.Model):
         task_inputs: mapping of task name -> the representation its head reads:
             a modality name or "fused".
         label_names: mapping of task name -> class names (index i <-> name).
-        fusion: layer | None. Takes the dict of modality vectors; needed when a
-            task reads "fused".
+        fusion: layer | None. Takes the dict of modality vectors (or, if its
+            `uses_sequences` is true, each encoder's vector, sequence and mask);
+            needed when a task reads "fused".
         weighting: LossWeighting | None. Defaults to static weights of 1.0.
         image_size: (int, int). Height and width of the image input.
         alignment: layer | None. A cross-modal alignment module (e.g.
@@ -90,9 +91,14 @@ class MultiTaskModel(keras.Model):
             raise ValueError(f"Task names {reserved} are reserved for alignment embeddings.")
         image_size = tuple(int(s) for s in image_size)
         inputs = {m: MODALITY_INPUTS[m](image_size) for m in sorted(encoders)}
-        representations = {m: encoders[m](inputs[m]) for m in sorted(encoders)}
-        if fusion is not None:
-            representations[FUSED] = fusion({m: representations[m] for m in sorted(encoders)})
+        if getattr(fusion, "uses_sequences", False):
+            encoded = {m: encoders[m](inputs[m], return_sequence=True) for m in sorted(encoders)}
+            representations = {m: encoded[m]["vector"] for m in sorted(encoders)}
+            representations[FUSED] = fusion(encoded)
+        else:
+            representations = {m: encoders[m](inputs[m]) for m in sorted(encoders)}
+            if fusion is not None:
+                representations[FUSED] = fusion({m: representations[m] for m in sorted(encoders)})
         outputs = {t: heads[t](representations[task_inputs[t]]) for t in tasks}
         if alignment is not None:
             embeddings = alignment({m: representations[m] for m in sorted(encoders)})

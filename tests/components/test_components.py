@@ -98,3 +98,25 @@ def test_classification_head_outputs_probabilities():
 def test_classification_head_needs_two_classes():
     with pytest.raises(ValueError, match="at least 2 classes"):
         ClassificationHead(num_classes=1)
+
+
+def test_encoders_return_sequences_on_request():
+    vocabulary = ["a", "happy", "sunny", "day", "sad"]
+    text = TransformerTextEncoder(
+        max_tokens=16, sequence_length=6, embed_dim=8, intermediate_dim=8, vocabulary=vocabulary
+    )
+    texts = np.array(["a happy day", "sad"], object)
+    out = text(texts, return_sequence=True)
+    assert tuple(out["sequence"].shape) == (2, 6, 8)
+    np.testing.assert_array_equal(
+        np.asarray(out["mask"]), [[True] * 3 + [False] * 3, [True] + [False] * 5]
+    )
+    np.testing.assert_allclose(np.asarray(out["vector"]), np.asarray(text(texts)), atol=1e-6)
+
+    image = SmallCNNImageEncoder(filters=(4, 8), output_dim=5)
+    images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    out = image(images, return_sequence=True)
+    # 32 -> stem 16 -> pool 8 -> pool 4: 16 patches of 8 channels.
+    assert tuple(out["sequence"].shape) == (2, 16, 8)
+    assert np.asarray(out["mask"]).all()
+    np.testing.assert_allclose(np.asarray(out["vector"]), np.asarray(image(images)), atol=1e-6)
