@@ -142,3 +142,15 @@ def test_real_efficientnet_lite0_preset():
     images = np.random.default_rng(3).uniform(0, 255, (2, 224, 224, 3)).astype("float32")
     vectors = np.asarray(encoder(images))
     assert vectors.shape == (2, 1280) and np.isfinite(vectors).all()
+
+
+def test_returns_patches_on_request(preset):
+    path, backbone = preset
+    encoder = KerasHubImageEncoder(preset=str(path))
+    images = np.random.default_rng(4).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    out = encoder(images, return_sequence=True)
+    features = np.asarray(backbone(images / 127.5 - 1.0))
+    np.testing.assert_allclose(
+        np.asarray(out["sequence"]), features.reshape(2, -1, features.shape[-1]), atol=1e-5
+    )
+    np.testing.assert_allclose(np.asarray(out["vector"]), features.mean(axis=(1, 2)), atol=1e-5)

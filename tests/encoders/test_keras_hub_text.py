@@ -131,3 +131,14 @@ def test_tokenizer_works_inside_tf_function(preset):
     eager = np.asarray(encoder(TEXTS))
     graph = tf.function(encoder)(tf.constant(list(TEXTS)))
     np.testing.assert_allclose(np.asarray(graph), eager, rtol=1e-5, atol=1e-6)
+
+
+def test_returns_token_states_on_request(preset):
+    path, _, _ = preset
+    encoder = KerasHubTextEncoder(preset=str(path), sequence_length=6)
+    out = encoder(TEXTS, return_sequence=True)
+    assert tuple(out["sequence"].shape) == (4, 6, 8)
+    # [CLS] the good day [SEP] + 1 padding; the empty text is [CLS] [SEP].
+    assert np.asarray(out["mask"])[0].tolist() == [True] * 5 + [False]
+    assert np.asarray(out["mask"])[3].tolist() == [True] * 2 + [False] * 4
+    np.testing.assert_allclose(np.asarray(out["vector"]), np.asarray(encoder(TEXTS)), atol=1e-6)
