@@ -93,6 +93,7 @@ def build_model(
             weighting=weighting,
             image_size=(spec.image_size, spec.image_size),
             alignment=alignment,
+            modality_dropout=spec.modality_dropout,
             name="mmtask_model",
         )
     except ValueError as error:

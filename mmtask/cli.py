@@ -33,6 +33,13 @@ def _add_data_arguments(parser: argparse.ArgumentParser, splits: bool) -> None:
     group.add_argument("--label-columns", nargs="*", default=[], help="manifest label columns")
     group.add_argument("--id-column", help="manifest id column (default: the row number)")
     group.add_argument(
+        "--allow-missing",
+        nargs="*",
+        choices=["text", "image"],
+        default=[],
+        help="keep posts without a text or an image (predicted from the other modality)",
+    )
+    group.add_argument(
         "--on-error",
         choices=["raise", "skip"],
         default="raise",
@@ -60,6 +67,7 @@ def _read(
         id_column=args.id_column,
         label_names=label_names,
         labelled=labelled,
+        allow_missing=args.allow_missing,
     )
     print(posts.report.summary(), file=sys.stderr)
     return posts

@@ -70,6 +70,7 @@ class ModelSpec:
     fusion: ComponentSpec | None = field(default_factory=lambda: ComponentSpec("concat"))
     weighting: ComponentSpec = field(default_factory=lambda: ComponentSpec("static"))
     alignment: ComponentSpec | None = None
+    modality_dropout: float = 0.0
     image_size: int = 128
 
     @classmethod

@@ -53,3 +53,22 @@ def decode_image(image_bytes: tf.Tensor, image_size: int | tuple[int, int]) -> t
     image = tf.io.decode_image(image_bytes, channels=3, dtype=tf.uint8, expand_animations=False)
     image = tf.image.resize(image, (height, width), method="bilinear", antialias=False)
     return tf.ensure_shape(image, (height, width, 3))
+
+
+def missing_image(image_size: int | tuple[int, int]) -> tf.Tensor:
+    """The stand-in for a post without an image: a (height, width, 3) image of NaNs.
+
+    NaN never comes out of a decoded file, so models can tell a missing image
+    from any real one (see `mmtask.models.presence`).
+    """
+    height, width = image_size_pair(image_size)
+    return tf.fill((height, width, 3), float("nan"))
+
+
+def decode_optional_image(image_bytes: tf.Tensor, image_size: int | tuple[int, int]) -> tf.Tensor:
+    """`decode_image`, or `missing_image` where `image_bytes` is empty."""
+    return tf.cond(
+        tf.strings.length(image_bytes) > 0,
+        lambda: decode_image(image_bytes, image_size),
+        lambda: missing_image(image_size),
+    )

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from mmtask.data.image_check import IMAGE_PROBLEMS, check_image_file
-from mmtask.data.posts import ErrorPolicy, Posts, ReadReport
+from mmtask.data.posts import ErrorPolicy, Posts, ReadReport, check_allow_missing
 from mmtask.data.text_io import decode_bytes, read_text_file
 from mmtask.errors import DataError, MmtaskError
 
@@ -36,6 +36,7 @@ def read_manifest(
     id_column: str | None = None,
     label_names: dict[str, Sequence[str]] | None = None,
     on_error: str = "raise",
+    allow_missing: Sequence[str] = (),
 ) -> Posts:
     """Read a CSV (`.csv`) or JSON lines (`.jsonl`, `.json`, `.ndjson`) manifest.
 
@@ -59,6 +60,10 @@ def read_manifest(
             column (class i is names[i]); a label not in the list is an error.
             Columns not given here take their sorted distinct values (numbers
             sorted as numbers).
+        allow_missing: sequence of "text" / "image". Keep posts whose text file
+            or image (empty cell or absent file) is missing, with an empty text
+            or image path; they are listed in `posts.report.missing`. A post
+            needs at least one of the two; broken images are still errors.
         on_error: str. "raise" raises a DataError naming the manifest line of
             the first bad row; "skip" leaves bad rows out and records them in
             `posts.report.skipped`.
@@ -89,6 +94,7 @@ def read_manifest(
         raise DataError("manifest file not found.", str(path))
     report = ReadReport(source=str(path))
     policy = ErrorPolicy(on_error, report)
+    allowed = check_allow_missing(allow_missing)
 
     records, columns = _read_records(path)
     required = [text_column or text_path_column, *label_columns]
@@ -136,21 +142,29 @@ def read_manifest(
             text = (cells[text_column] or "").replace("\r\n", "\n").replace("\r", "\n")
         else:
             text_path = folder / cells[text_path_column] if cells[text_path_column] else None
-            if text_path is None or not text_path.is_file():
+            if text_path is not None and text_path.is_file():
+                text = read_text_file(text_path)
+            elif "text" in allowed:
+                text = ""
+            else:
                 message = f"text file of post {post_id} not found: {text_path}"
                 policy.fail("missing_text", post_id, message, *where)
                 continue
-            text = read_text_file(text_path)
         image_path = ""
         if image_column:
             image_path = folder / cells[image_column] if cells[image_column] else None
             problem = check_image_file(image_path) if image_path else "missing_file"
+            if problem == "missing_file" and "image" in allowed and text.strip():
+                problem, image_path = None, ""
+                report.add_missing("image", post_id)
             if problem is not None:
                 message = (
                     f"image of post {post_id} is unusable, {IMAGE_PROBLEMS[problem]}: {image_path}"
                 )
                 policy.fail(problem, post_id, message, *where)
                 continue
+        if not text.strip():
+            report.add_missing("text", post_id)
         ids.append(post_id)
         texts.append(text)
         image_paths.append(str(image_path))

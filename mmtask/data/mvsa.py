@@ -8,12 +8,19 @@ against negative) keep their text and image labels and have no post label.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from mmtask.data.image_check import IMAGE_PROBLEMS, check_image_file
-from mmtask.data.posts import SENTIMENT_LABELS, ErrorPolicy, Posts, ReadReport
+from mmtask.data.posts import (
+    SENTIMENT_LABELS,
+    ErrorPolicy,
+    Posts,
+    ReadReport,
+    check_allow_missing,
+)
 from mmtask.data.text_io import decode_bytes, read_text_file
 from mmtask.errors import DataError, MmtaskError
 
@@ -53,6 +60,7 @@ def read_mvsa(
     split: str | Path | None = None,
     on_error: str = "raise",
     verbose: bool = False,
+    allow_missing: Sequence[str] = (),
 ) -> Posts:
     """Read an MVSA folder into `Posts` with three sentiment tasks.
 
@@ -73,6 +81,10 @@ def read_mvsa(
             file); "skip" leaves bad posts out and records them in
             `posts.report.skipped`.
         verbose: bool. Show a progress bar while the files are checked.
+        allow_missing: sequence of "text" / "image". Keep posts whose text or
+            image file is absent, with an empty text or image path (the model
+            then predicts from the other modality); they are listed in
+            `posts.report.missing`. Broken files are still errors.
 
     Returns:
         The posts; `posts.report.summary()` says what was read and skipped.
@@ -84,6 +96,7 @@ def read_mvsa(
     root = Path(root).expanduser().resolve()
     report = ReadReport(source=str(root))
     policy = ErrorPolicy(on_error, report)
+    allowed = check_allow_missing(allow_missing)
     label_file = root / LABEL_FILE
     if not root.is_dir():
         raise DataError("MVSA folder not found.", str(root))
@@ -103,7 +116,13 @@ def read_mvsa(
         line, text_label, image_label = rows[post_id]
         text_path = root / "data" / f"{post_id}.txt"
         image_path = root / "data" / f"{post_id}.jpg"
-        problem = check_image_file(image_path) if text_path.is_file() else "missing_text"
+        has_text = text_path.is_file()
+        problem = check_image_file(image_path)
+        if not has_text and ("text" not in allowed or problem == "missing_file"):
+            problem = "missing_text"  # a post keeps at least one of its two modalities
+        elif problem == "missing_file" and "image" in allowed:
+            problem, image_path = None, ""
+            report.add_missing("image", post_id)
         if problem is not None:
             if problem == "missing_text":
                 message = f"text file of post {post_id} not found: {text_path}"
@@ -112,8 +131,10 @@ def read_mvsa(
                 message += str(image_path)
             policy.fail(problem, post_id, message, label_file, line)
             continue
+        if not has_text:
+            report.add_missing("text", post_id)
         kept.append(post_id)
-        texts.append(read_text_file(text_path))
+        texts.append(read_text_file(text_path) if has_text else "")
         image_paths.append(str(image_path))
         text_labels.append(text_label)
         image_labels.append(image_label)

@@ -10,9 +10,8 @@ import numpy as np
 import tensorflow as tf
 
 from mmtask.data.augment import augment_image
-from mmtask.data.images import decode_image, image_size_pair
+from mmtask.data.images import decode_image, image_size_pair, missing_image
 from mmtask.data.posts import Posts
-from mmtask.errors import MmtaskError
 
 CACHED_SHUFFLE_BUFFER = 1024
 """Shuffle buffer over decoded images when caching (bounded: each holds a whole image)."""
@@ -34,8 +33,10 @@ def make_dataset(
     """A dataset of `(features, labels, masks)` batches.
 
     features is `{"text": tf.string (B,), "image": float32 (B, H, W, 3) in
-    0..255}`; labels is `{task: int32 (B,)}` with missing labels set to 0;
-    masks is `{task: float32 (B,)}`, 1.0 where the label is real.
+    0..255}`; a post without an image (empty path) gets `missing_image`
+    (NaNs), one without a text an empty string. labels is `{task: int32 (B,)}`
+    with missing labels set to 0; masks is `{task: float32 (B,)}`, 1.0 where
+    the label is real.
 
     Args:
         posts: Posts. The posts to serve.
@@ -57,21 +58,18 @@ def make_dataset(
         >>> train = make_dataset(posts, image_size=224, training=True, seed=0)
         >>> features, labels, masks = next(iter(train))
     """
-    missing = [
-        post_id for post_id, path in zip(posts.ids, posts.image_paths, strict=True) if not path
-    ]
-    if missing:
-        raise MmtaskError(
-            f"{len(missing)} posts have no image (e.g. ids {missing[:5]}); `make_dataset` "
-            "needs an image per post. Read a text-only manifest for text-only work."
-        )
     size = image_size_pair(image_size)
     augment = training if augment is None else augment
     shuffle = training if shuffle is None else shuffle
     deterministic = not training or seed is not None
 
     def load(features, labels, masks):
-        image = decode_image(tf.io.read_file(features["image"]), size)
+        path = features["image"]
+        image = tf.cond(
+            tf.strings.length(path) > 0,
+            lambda: decode_image(tf.io.read_file(path), size),
+            lambda: missing_image(size),
+        )
         return {"text": features["text"], "image": image}, labels, masks
 
     def augment_one(element, augment_seed):

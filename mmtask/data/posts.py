@@ -29,15 +29,22 @@ class ReadReport:
         read: int. The number of posts kept.
         skipped: dict[str, list[str]]. Reason (e.g. "truncated_image") to the
             ids of the posts skipped for it (or "file:line" where no id applies).
+        missing: dict[str, list[str]]. Modality ("text", "image") to the ids of
+            posts kept without it, where the reader was allowed to.
     """
 
     source: str
     read: int = 0
     skipped: dict[str, list[str]] = field(default_factory=dict)
+    missing: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def num_skipped(self) -> int:
         return sum(len(ids) for ids in self.skipped.values())
+
+    def add_missing(self, modality: str, key: str) -> None:
+        """Record that post `key` was kept without its `modality` (as the reader allowed)."""
+        self.missing.setdefault(modality, []).append(key)
 
     def add_skip(self, reason: str, key: str) -> None:
         """Record that the post `key` was skipped for `reason`."""
@@ -46,13 +53,18 @@ class ReadReport:
     def summary(self) -> str:
         """One line for people, e.g. "read 4 posts from X, skipped 1 (duplicate_id: 1 [7])"."""
         line = f"read {self.read} posts from {self.source}, skipped {self.num_skipped}"
+        for modality, keys in sorted(self.missing.items()):
+            line += f", {len(keys)} kept without {modality} [{_shown(keys)}]"
         if not self.num_skipped:
             return line
         parts = []
         for reason, keys in sorted(self.skipped.items()):
-            shown = ", ".join(keys[:_SHOWN_IDS]) + (", ..." if len(keys) > _SHOWN_IDS else "")
-            parts.append(f"{reason}: {len(keys)} [{shown}]")
+            parts.append(f"{reason}: {len(keys)} [{_shown(keys)}]")
         return f"{line} ({'; '.join(parts)})"
+
+
+def _shown(keys: list[str]) -> str:
+    return ", ".join(keys[:_SHOWN_IDS]) + (", ..." if len(keys) > _SHOWN_IDS else "")
 
 
 @dataclass
@@ -157,6 +169,21 @@ class Posts:
         values = self.labels[task]
         counts = np.bincount(values[values >= 0], minlength=len(names))
         return {name: int(count) for name, count in zip(names, counts, strict=True)}
+
+
+MODALITIES = ("image", "text")
+
+
+def check_allow_missing(allow_missing) -> frozenset[str]:
+    """`allow_missing` as a set of modality names; an unknown name is an error."""
+    allowed = frozenset(allow_missing)
+    unknown = sorted(allowed - set(MODALITIES))
+    if unknown:
+        raise MmtaskError(
+            f"Invalid value for `allow_missing`: expected names among {list(MODALITIES)}. "
+            f"Received: {sorted(allowed)}"
+        )
+    return allowed
 
 
 class ErrorPolicy:

@@ -32,6 +32,7 @@ def read_posts(
     id_column: str | None = None,
     label_names: Mapping[str, Sequence[str]] | None = None,
     labelled: bool = True,
+    allow_missing: Sequence[str] = (),
 ) -> Posts:
     """Read posts from an MVSA folder, a manifest, or (unlabelled) a folder of pairs.
 
@@ -43,6 +44,8 @@ def read_posts(
             label_names: manifest options (see `read_manifest`).
         labelled: bool. If False, a folder without a label file is accepted and
             read as unlabelled posts.
+        allow_missing: sequence of "text" / "image": keep posts missing one of
+            them (see `read_mvsa`).
     """
     path = Path(path)
     if not path.exists():
@@ -66,9 +69,10 @@ def read_posts(
             # e.g. a trained model's label names: only those of the columns read apply
             label_names={c: label_names[c] for c in label_columns if c in (label_names or {})},
             on_error=on_error,
+            allow_missing=allow_missing,
         )
     if (path / LABEL_FILE).is_file() or labelled:
-        return read_mvsa(path, split=split, on_error=on_error)
+        return read_mvsa(path, split=split, on_error=on_error, allow_missing=allow_missing)
     return read_folder(path, on_error=on_error)
 
 

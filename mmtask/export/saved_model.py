@@ -20,7 +20,7 @@ import keras
 import keras_hub
 import tensorflow as tf
 
-from mmtask.data.images import decode_image
+from mmtask.data.images import decode_optional_image
 from mmtask.errors import MmtaskError
 
 SERVING_ENDPOINT = "serve"
@@ -32,6 +32,8 @@ def serving_function(model):
 
     Arguments are, for the modalities the model has: `text` (tf.string [batch],
     UTF-8) and `image_bytes` (tf.string [batch], JPEG / PNG / GIF / BMP bytes).
+    An empty string or empty bytes marks that modality missing for that post;
+    the fused heads then predict from the other one.
     Returns `{task}_probabilities` (float32 [batch, classes]) and `{task}_label`
     (tf.string [batch]) for every task.
     """
@@ -44,7 +46,7 @@ def serving_function(model):
             inputs["text"] = raw["text"]
         if "image" in model.modalities:
             inputs["image"] = tf.map_fn(
-                lambda b: decode_image(b, (height, width)),
+                lambda b: decode_optional_image(b, (height, width)),
                 raw["image_bytes"],
                 fn_output_signature=tf.TensorSpec((height, width, 3), tf.float32),
             )

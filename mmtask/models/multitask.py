@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 import keras
 from keras import ops
 
+from mmtask.models.presence import ModalityPresence, fill_missing_image
 from mmtask.weighting.base import LossWeighting
 from mmtask.weighting.epoch_callback import WeightingEpochCallback
 from mmtask.weighting.static import StaticWeighting
@@ -54,6 +55,10 @@ class MultiTaskModel(keras.Model):
             needed when a task reads "fused".
         weighting: LossWeighting | None. Defaults to static weights of 1.0.
         image_size: (int, int). Height and width of the image input.
+        modality_dropout: float. In training, the probability of hiding each
+            modality of a post from the fusion trunk (never both), so the fused
+            heads learn to predict from one modality. A missing text (empty
+            string) or image (NaNs) is always hidden from the fusion trunk.
         alignment: layer | None. A cross-modal alignment module (e.g.
             `ContrastiveAlignment`); its loss joins the total, and its
             embeddings are extra outputs `text_embedding` / `image_embedding`.
@@ -82,6 +87,7 @@ class MultiTaskModel(keras.Model):
         weighting: LossWeighting | None = None,
         image_size: Sequence[int] = (128, 128),
         alignment: keras.layers.Layer | None = None,
+        modality_dropout: float = 0.0,
         **kwargs,
     ):
         tasks = list(heads)
@@ -91,14 +97,26 @@ class MultiTaskModel(keras.Model):
             raise ValueError(f"Task names {reserved} are reserved for alignment embeddings.")
         image_size = tuple(int(s) for s in image_size)
         inputs = {m: MODALITY_INPUTS[m](image_size) for m in sorted(encoders)}
+        encoder_inputs = dict(inputs)
+        if "image" in inputs:
+            encoder_inputs["image"] = fill_missing_image(inputs["image"])
+        presence_layer = ModalityPresence(modality_dropout, name="modality_presence")
         if getattr(fusion, "uses_sequences", False):
-            encoded = {m: encoders[m](inputs[m], return_sequence=True) for m in sorted(encoders)}
+            encoded = {
+                m: encoders[m](encoder_inputs[m], return_sequence=True) for m in sorted(encoders)
+            }
             representations = {m: encoded[m]["vector"] for m in sorted(encoders)}
-            representations[FUSED] = fusion(encoded)
+            presence = presence_layer(inputs)
+            representations[FUSED] = fusion(
+                {m: _hide_sequence(encoded[m], presence[m]) for m in sorted(encoders)}
+            )
         else:
-            representations = {m: encoders[m](inputs[m]) for m in sorted(encoders)}
+            representations = {m: encoders[m](encoder_inputs[m]) for m in sorted(encoders)}
             if fusion is not None:
-                representations[FUSED] = fusion({m: representations[m] for m in sorted(encoders)})
+                presence = presence_layer(inputs)
+                representations[FUSED] = fusion(
+                    {m: _hide(representations[m], presence[m]) for m in sorted(encoders)}
+                )
         outputs = {t: heads[t](representations[task_inputs[t]]) for t in tasks}
         if alignment is not None:
             embeddings = alignment({m: representations[m] for m in sorted(encoders)})
@@ -112,6 +130,7 @@ class MultiTaskModel(keras.Model):
         self.label_names = {t: list(label_names[t]) for t in tasks}
         self.image_size = image_size
         self.alignment = alignment
+        self.modality_dropout = modality_dropout
         self.weighting = weighting if weighting is not None else StaticWeighting(tasks)
         if not self.weighting.built:
             self.weighting.build({t: () for t in tasks})
@@ -267,6 +286,7 @@ class MultiTaskModel(keras.Model):
             "fusion": keras.layers.serialize(self.fusion) if self.fusion is not None else None,
             "weighting": keras.layers.serialize(self.weighting),
             "image_size": list(self.image_size),
+            "modality_dropout": self.modality_dropout,
             "alignment": (
                 keras.layers.serialize(self.alignment) if self.alignment is not None else None
             ),
@@ -281,6 +301,22 @@ class MultiTaskModel(keras.Model):
             if config.get(key) is not None:
                 config[key] = keras.layers.deserialize(config[key])
         return cls(**config)
+
+
+def _hide(vectors, presence):
+    """Zero the vectors of posts where the modality is absent."""
+    return vectors * ops.expand_dims(presence, -1)
+
+
+def _hide_sequence(encoded: dict, presence) -> dict:
+    """Zero an absent modality's vector and sequence and mask out its positions."""
+    return {
+        "vector": _hide(encoded["vector"], presence),
+        "sequence": encoded["sequence"] * ops.expand_dims(ops.expand_dims(presence, -1), -1),
+        "mask": ops.logical_and(
+            ops.cast(encoded["mask"], "bool"), ops.expand_dims(ops.greater(presence, 0), -1)
+        ),
+    }
 
 
 def _built_f1_score(num_classes: int, name: str) -> keras.metrics.F1Score:

@@ -191,12 +191,14 @@ def test_text_only_manifest(tmp_path):
     assert posts.labels["label"].tolist() == [2, 0, 1]
 
 
-def test_make_dataset_refuses_posts_without_images(tmp_path):
+def test_posts_without_images_get_missing_images(tmp_path):
     from mmtask.data import make_dataset
 
     (tmp_path / "texts.csv").write_text("text,label\r\nhi,a\r\n", newline="")
     posts = read_manifest(
         tmp_path / "texts.csv", image_column=None, text_column="text", label_columns=["label"]
     )
-    with pytest.raises(MmtaskError, match="have no image"):
-        make_dataset(posts)
+    for augment in (False, True):
+        features, _, _ = next(iter(make_dataset(posts, image_size=8, augment=augment, seed=0)))
+        assert features["image"].shape == (1, 8, 8, 3)
+        assert np.isnan(features["image"].numpy()).all()

@@ -1,0 +1,73 @@
+"""Which modalities a post has, and modality dropout, so one missing input degrades gracefully.
+
+A missing text is an empty (or blank) string; a missing image is an image of
+NaNs (`mmtask.data.missing_image`, what the pipeline and the exported model
+give for an empty path or empty bytes). Missing modalities are zeroed before
+fusion, so the fused heads predict from the modality that is there; training
+with modality dropout teaches them to.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="mmtask")
+class ModalityPresence(keras.layers.Layer):
+    """Per-post presence (1.0 / 0.0) of each modality, with optional modality dropout.
+
+    Args:
+        dropout: float in [0, 0.5]. In training, the probability of hiding each
+            modality of a post that has both; the two are never hidden together.
+        seed: int | None. Seed of the dropout.
+    """
+
+    def __init__(self, dropout: float = 0.0, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= dropout <= 0.5:
+            raise ValueError(
+                "`modality_dropout` must be in [0, 0.5] (each modality is hidden with that "
+                f"probability, never both). Received: {dropout}"
+            )
+        self.dropout = dropout
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.built = True
+
+    def call(self, inputs: dict, training=None) -> dict:
+        presence = {}
+        if "text" in inputs:
+            length = tf.strings.length(tf.strings.strip(inputs["text"]))
+            presence["text"] = ops.cast(ops.greater(length, 0), "float32")
+        if "image" in inputs:
+            finite = ops.all(ops.isfinite(inputs["image"]), axis=(1, 2, 3))
+            presence["image"] = ops.cast(finite, "float32")
+        if training and self.dropout > 0 and len(presence) == 2:
+            both = presence["text"] * presence["image"]
+            draw = keras.random.uniform(ops.shape(both), seed=self.seed_generator)
+            hide_text = ops.cast(ops.less(draw, self.dropout), "float32") * both
+            hide_image = (
+                ops.cast(ops.logical_and(draw >= self.dropout, draw < 2 * self.dropout), "float32")
+                * both
+            )
+            presence = {
+                "text": presence["text"] - hide_text,
+                "image": presence["image"] - hide_image,
+            }
+        return presence
+
+    def compute_output_spec(self, inputs, training=None):
+        batch = next(iter(inputs.values())).shape[0]
+        return {m: keras.KerasTensor((batch,), dtype="float32") for m in inputs}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"dropout": self.dropout, "seed": self.seed})
+        return config
+
+
+def fill_missing_image(images):
+    """Images with NaNs (missing images) replaced by zeros, for the encoder to read."""
+    return ops.where(ops.isfinite(images), images, ops.zeros_like(images))
