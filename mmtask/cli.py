@@ -89,7 +89,7 @@ def _train(args: argparse.Namespace) -> None:
         val_posts = _read(
             args, split=args.val_split, label_names=train_posts.label_names, data=args.val_data
         )
-    result = train(spec, train_posts, val_posts)
+    result = train(spec, train_posts, val_posts, contributions=True)
     paths = save_run(result, spec, args.out)
     if result.report is not None:
         from mmtask.plots import save_run_plots

@@ -163,3 +163,44 @@ def evaluate_model(model, dataset, verbose: int = 0) -> EvaluationReport:
         {t: np.concatenate(v) for t, v in labels.items() if v},
         model.label_names,
     )
+
+
+MASKED_CONDITIONS = {"text_masked": "text", "image_masked": "image"}
+
+
+def modality_contributions(model, dataset) -> dict[str, dict[str, float]]:
+    """Each head's accuracy with all inputs, then with the text, then the image, masked.
+
+    Masking follows the missing-modality convention (empty text, NaN image),
+    so a fused head shows how much it leans on each modality, and a
+    single-modality head drops to a guess when its own input is masked.
+
+    Args:
+        model: MultiTaskModel with text and image encoders.
+        dataset: tf.data.Dataset of `(features, labels, masks)` batches.
+
+    Returns:
+        task -> {"all": accuracy, "text_masked": accuracy, "image_masked": accuracy}.
+    """
+    import tensorflow as tf
+
+    missing = sorted({"text", "image"} - set(model.modalities))
+    if missing:
+        raise ValueError(f"Modality contributions need text and image inputs; missing {missing}.")
+
+    def masked(modality):
+        def mask(features, labels, masks):
+            features = dict(features)
+            blank = "" if modality == "text" else float("nan")
+            features[modality] = tf.fill(tf.shape(features[modality]), blank)
+            return features, labels, masks
+
+        return dataset.map(mask)
+
+    reports = {"all": evaluate_model(model, dataset)}
+    for condition, modality in MASKED_CONDITIONS.items():
+        reports[condition] = evaluate_model(model, masked(modality))
+    return {
+        task: {condition: report.tasks[task].accuracy for condition, report in reports.items()}
+        for task in reports["all"].tasks
+    }

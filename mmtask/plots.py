@@ -27,11 +27,12 @@ from matplotlib.ticker import MaxNLocator
 
 from mmtask.errors import MmtaskError
 from mmtask.evaluation import EvaluationReport
-from mmtask.training import HISTORY_FILE, REPORT_FILE
+from mmtask.training import CONTRIBUTIONS_FILE, HISTORY_FILE, REPORT_FILE
 
 LEARNING_CURVES_FILE = "learning_curves.png"
 CONFUSION_MATRICES_FILE = "confusion_matrices.png"
 LOSS_WEIGHTS_FILE = "loss_weights.png"
+MODALITY_CONTRIBUTIONS_FILE = "modality_contributions.png"
 MODALITY_CONDITIONS = {
     "all": "all modalities",
     "text_masked": "text masked",
@@ -207,8 +208,9 @@ def plot_modality_contributions(contributions: Mapping[str, Mapping[str, float]]
 def save_run_plots(run_dir: str | Path) -> dict[str, Path]:
     """Write the plots of a run folder next to its `history.json` and `report.json`.
 
-    Writes `learning_curves.png`, `confusion_matrices.png` and, when the
-    history holds loss weights, `loss_weights.png`.
+    Writes `learning_curves.png`, `confusion_matrices.png`, and, when the
+    history holds loss weights, `loss_weights.png`, and, when the run measured
+    them (`contributions.json`), `modality_contributions.png`.
 
     Args:
         run_dir: str | Path. A run folder written by `mmtask.training.save_run`.
@@ -234,6 +236,13 @@ def save_run_plots(run_dir: str | Path) -> dict[str, Path]:
     }
     if isinstance(history, Mapping) and _task_names(history, "_loss_weight"):
         plotters["loss_weights"] = (LOSS_WEIGHTS_FILE, HISTORY_FILE, plot_loss_weights, history)
+    if (run_dir / CONTRIBUTIONS_FILE).is_file():
+        plotters["modality_contributions"] = (
+            MODALITY_CONTRIBUTIONS_FILE,
+            CONTRIBUTIONS_FILE,
+            plot_modality_contributions,
+            read_run_file(run_dir, CONTRIBUTIONS_FILE),
+        )
     paths = {}
     for name, (file_name, source, plot, data) in plotters.items():
         try:

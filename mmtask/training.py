@@ -12,7 +12,7 @@ import keras
 from mmtask.builder import build_model
 from mmtask.data import Posts, make_dataset
 from mmtask.errors import MmtaskError
-from mmtask.evaluation import EvaluationReport, evaluate_model
+from mmtask.evaluation import EvaluationReport, evaluate_model, modality_contributions
 from mmtask.models import MultiTaskModel
 from mmtask.spec import RunSpec
 
@@ -20,6 +20,7 @@ MODEL_FILE = "model.keras"
 SPEC_FILE = "spec.json"
 HISTORY_FILE = "history.json"
 REPORT_FILE = "report.json"
+CONTRIBUTIONS_FILE = "contributions.json"
 
 
 @dataclass
@@ -29,6 +30,7 @@ class TrainingResult:
     model: MultiTaskModel
     history: dict[str, list[float]]
     report: EvaluationReport | None
+    contributions: dict[str, dict[str, float]] | None = None
 
 
 def train(
@@ -37,6 +39,7 @@ def train(
     val_posts: Posts | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int | str = "auto",
+    contributions: bool = False,
 ) -> TrainingResult:
     """Build the model of `spec`, fit it on `train_posts`, and evaluate on `val_posts`.
 
@@ -47,6 +50,8 @@ def train(
         val_posts: Posts | None. Validation data, evaluated after each epoch and at the end.
         callbacks: Keras callbacks passed to `fit`.
         verbose: passed to `fit`.
+        contributions: bool. Also measure each head's validation accuracy with
+            the text, then the image, masked (`modality_contributions`).
     """
     spec.model = spec.model.with_tasks_for(train_posts.tasks)
     keras.utils.set_random_seed(spec.training.seed)
@@ -79,9 +84,11 @@ def train(
         shuffle=False,  # the dataset shuffles itself when training
     )
     report = evaluate_model(model, val_data) if val_data is not None else None
-    return TrainingResult(
-        model, {k: [float(v) for v in vs] for k, vs in history.history.items()}, report
-    )
+    masked = None
+    if contributions and val_data is not None and len(model.modalities) == 2:
+        masked = modality_contributions(model, val_data)
+    history_lists = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    return TrainingResult(model, history_lists, report, masked)
 
 
 def save_run(result: TrainingResult, spec: RunSpec, run_dir: str | Path) -> dict[str, Path]:
@@ -99,6 +106,11 @@ def save_run(result: TrainingResult, spec: RunSpec, run_dir: str | Path) -> dict
     if result.report is not None:
         paths["report"] = run_dir / REPORT_FILE
         result.report.save(paths["report"])
+    if result.contributions is not None:
+        paths["contributions"] = run_dir / CONTRIBUTIONS_FILE
+        paths["contributions"].write_text(
+            json.dumps(result.contributions, indent=2), encoding="utf-8"
+        )
     return paths
 
 

@@ -65,6 +65,8 @@ def test_train_writes_a_run_folder(workspace):
         "learning_curves.png",
         "confusion_matrices.png",
         "report.html",
+        "contributions.json",
+        "modality_contributions.png",
     ):
         assert (run / name).is_file(), name
     history = json.loads((run / "history.json").read_text())

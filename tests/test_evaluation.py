@@ -57,3 +57,29 @@ def test_saved_report_loads_back(tmp_path):
     broken["a"]["confusion"] = [[1, 0], [0, 1]]
     with pytest.raises(ValueError, match="Invalid confusion matrix for task 'a'"):
         EvaluationReport.from_dict(broken)
+
+
+def test_modality_contributions_mask_one_input_at_a_time():
+    import tensorflow as tf
+    from tiny_models import make_batch, make_model
+
+    from mmtask.evaluation import evaluate_model, modality_contributions
+
+    model = make_model()
+    x, y = make_batch(24, seed=6)
+    masks = {t: np.ones(24, "float32") for t in y}
+    data = tf.data.Dataset.from_tensor_slices((x, y, masks)).batch(8)
+    contributions = modality_contributions(model, data)
+    full = evaluate_model(model, data)
+    for task, values in contributions.items():
+        assert values["all"] == pytest.approx(full.tasks[task].accuracy)
+    # A head that reads one modality does not see the other one masked.
+    assert contributions["text_task"]["image_masked"] == contributions["text_task"]["all"]
+    assert contributions["image_task"]["text_masked"] == contributions["image_task"]["all"]
+    # With its own input masked it sees a constant input: one class for every post.
+    text_masked = {k: v for k, v in x.items()}
+    text_masked["text"] = np.array([""] * 24, object)
+    predicted = model.predict(text_masked, verbose=0)["text_task"].argmax(-1)
+    assert len(set(predicted.tolist())) == 1
+    expected = float((y["text_task"] == predicted[0]).mean())
+    assert contributions["text_task"]["text_masked"] == pytest.approx(expected)
