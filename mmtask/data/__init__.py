@@ -12,15 +12,27 @@ from mmtask.data.posts import SENTIMENT_LABELS, Posts, ReadReport
 from mmtask.data.sources import read_posts
 from mmtask.data.synthetic import write_synthetic_mvsa
 from mmtask.data.text_io import read_text_file
+from mmtask.data.tfds import (
+    ManifestBuilder,
+    ManifestConfig,
+    MvsaBuilder,
+    from_tfds,
+    posts_dataset_from_tfds,
+)
 
 __all__ = [
     "SENTIMENT_LABELS",
+    "ManifestBuilder",
+    "ManifestConfig",
+    "MvsaBuilder",
     "Posts",
     "ReadReport",
     "decode_image",
     "features_only",
+    "from_tfds",
     "make_dataset",
     "merge_post_label",
+    "posts_dataset_from_tfds",
     "read_manifest",
     "read_mvsa",
     "read_posts",

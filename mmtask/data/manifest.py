@@ -173,7 +173,7 @@ def read_manifest(
 
     report.read = len(ids)
     names = {
-        column: label_names.get(column) or _sorted_labels(raw_labels[column])
+        column: label_names.get(column) or sorted_labels(raw_labels[column])
         for column in label_columns
     }
     labels = {
@@ -239,7 +239,8 @@ def _cell(value: object) -> str | None:
     return value or None
 
 
-def _sorted_labels(values: list[str | None]) -> list[str]:
+def sorted_labels(values: list[str | None]) -> list[str]:
+    """The distinct labels in order: as numbers when all are numbers ("2" before "10")."""
     distinct = {value for value in values if value is not None}
     if all(re.fullmatch(r"[-+]?\d+(\.\d*)?", value) for value in distinct):
         return sorted(distinct, key=float)

@@ -72,35 +72,70 @@ def make_dataset(
         )
         return {"text": features["text"], "image": image}, labels, masks
 
-    def augment_one(element, augment_seed):
-        features, labels, masks = element
-        image = augment_image(features["image"], augment_seed)
-        return {"text": features["text"], "image": image}, labels, masks
-
     features = {
         "text": tf.constant(posts.texts, dtype=tf.string, shape=[len(posts)]),
         "image": tf.constant(posts.image_paths, dtype=tf.string, shape=[len(posts)]),
     }
     labels = {task: np.maximum(values, 0) for task, values in posts.labels.items()}
     dataset = tf.data.Dataset.from_tensor_slices((features, labels, posts.masks()))
-    if shuffle and not cache:
-        # Shuffling file names is cheap: the whole set goes in the buffer.
-        dataset = dataset.shuffle(max(len(posts), 1), seed=seed, reshuffle_each_iteration=True)
+    return batch_posts(
+        dataset,
+        load,
+        # Before decoding the buffer holds file names: the whole set fits.
+        shuffle_buffer=max(len(posts), 1) if shuffle else 0,
+        cache=cache,
+        repeat=repeat,
+        augment=augment,
+        seed=seed,
+        deterministic=deterministic,
+        batch_size=batch_size,
+        drop_remainder=drop_remainder,
+    )
+
+
+def batch_posts(
+    dataset: tf.data.Dataset,
+    load,
+    *,
+    shuffle_buffer: int,
+    cache: bool | str,
+    repeat: bool,
+    augment: bool,
+    seed: int | None,
+    deterministic: bool,
+    batch_size: int,
+    drop_remainder: bool,
+) -> tf.data.Dataset:
+    """The steps every source shares, from undecoded `(features, labels, masks)` to batches.
+
+    Shuffle (before decoding, unless cached: then after the cache, with a
+    smaller buffer, as each item is a decoded image), decode with `load` in
+    parallel, cache, repeat, augment, batch and prefetch. `shuffle_buffer`
+    0 means no shuffling.
+    """
+    if shuffle_buffer and not cache:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if cache:
         dataset = dataset.cache("" if cache is True else str(cache))
-        if shuffle:
-            buffer = max(min(len(posts), CACHED_SHUFFLE_BUFFER), 1)
+        if shuffle_buffer:
+            buffer = min(shuffle_buffer, CACHED_SHUFFLE_BUFFER)
             dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
     if augment:
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         dataset = tf.data.Dataset.zip((dataset, seeds)).map(
-            augment_one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
+            _augment_one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
         )
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _augment_one(element, augment_seed):
+    features, labels, masks = element
+    image = augment_image(features["image"], augment_seed)
+    return {"text": features["text"], "image": image}, labels, masks
 
 
 def features_only(dataset: tf.data.Dataset) -> tf.data.Dataset:
