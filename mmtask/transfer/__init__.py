@@ -1,6 +1,19 @@
-"""Transfer learning: encoders pre-trained on a source task, saved and reused."""
+"""Transfer learning: pre-trained encoders saved and reused, and fine-tuning schedules."""
 
+from mmtask.transfer.discriminative import DiscriminativeOptimizer
+from mmtask.transfer.fine_tuning import FineTuning, layer_paths
 from mmtask.transfer.pretrain import PretrainResult, pretrain_text_encoder
 from mmtask.transfer.saved_encoder import load_encoder, save_encoder
+from mmtask.transfer.schedule import FineTuneSchedule, Stage
 
-__all__ = ["PretrainResult", "load_encoder", "pretrain_text_encoder", "save_encoder"]
+__all__ = [
+    "DiscriminativeOptimizer",
+    "FineTuneSchedule",
+    "FineTuning",
+    "PretrainResult",
+    "Stage",
+    "layer_paths",
+    "load_encoder",
+    "pretrain_text_encoder",
+    "save_encoder",
+]
