@@ -90,7 +90,11 @@ class ModelSpec:
 
 @dataclass
 class TrainingSpec:
-    """How to fit: epochs, batch size, optimiser settings, seed."""
+    """How to fit: epochs, batch size, optimiser settings, seed, and a fine-tuning schedule.
+
+    `fine_tuning` holds a `mmtask.transfer.FineTuneSchedule` as a mapping
+    (`{unit: epoch, stages: [{at: 2, unfreeze: ["encoders/image/*"], ...}]}`).
+    """
 
     epochs: int = 5
     batch_size: int = 32
@@ -98,6 +102,7 @@ class TrainingSpec:
     seed: int = 0
     augment: bool = True
     cache: bool = False
+    fine_tuning: dict[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainingSpec:

@@ -82,6 +82,7 @@ def train(
         callbacks=list(callbacks),
         verbose=verbose,
         shuffle=False,  # the dataset shuffles itself when training
+        fine_tuning=spec.training.fine_tuning,
     )
     report = evaluate_model(model, val_data) if val_data is not None else None
     masked = None

@@ -14,6 +14,7 @@ import keras
 from keras import ops
 
 from mmtask.models.presence import ModalityPresence, fill_missing_image
+from mmtask.transfer.fine_tuning import FineTuning
 from mmtask.weighting.base import LossWeighting
 from mmtask.weighting.epoch_callback import WeightingEpochCallback
 from mmtask.weighting.static import StaticWeighting
@@ -176,13 +177,30 @@ class MultiTaskModel(keras.Model):
         super().compile(optimizer=optimizer, **kwargs)
 
     def fit(
-        self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, **kwargs
+        self,
+        x=None,
+        y=None,
+        batch_size=None,
+        epochs=1,
+        verbose="auto",
+        callbacks=None,
+        fine_tuning=None,
+        **kwargs,
     ):
-        """`keras.Model.fit`, plus the callback that lets the loss weighting adapt per epoch."""
+        """`keras.Model.fit`, plus the loss weighting's epoch callback and a fine-tuning schedule.
+
+        Args:
+            fine_tuning: FineTuneSchedule | dict | None. A freeze/unfreeze
+                schedule (see `mmtask.transfer.FineTuneSchedule`), applied by a
+                `FineTuning` callback.
+            Others: as `keras.Model.fit`.
+        """
         callbacks = list(callbacks or [])
         if not any(isinstance(c, WeightingEpochCallback) for c in callbacks):
             # First, so checkpointing callbacks save the weighting's updated state.
             callbacks.insert(0, WeightingEpochCallback())
+        if fine_tuning is not None:
+            callbacks.insert(1, FineTuning(fine_tuning))
         return super().fit(
             x,
             y,
