@@ -45,3 +45,29 @@ def make_batch(n=12, seed=0, image_size=16):
     images = rng.uniform(0, 255, (n, image_size, image_size, 3)).astype("float32")
     labels = {t: rng.integers(0, 3, n).astype("int32") for t in TASKS}
     return {"text": texts, "image": images}, labels
+
+
+def tiny_efficientnet_backbone():
+    """A two-block keras-hub EfficientNet, with BatchNormalization after every convolution.
+
+    `num_features` stays at its default: keras-hub 0.32 leaves it out of the
+    backbone's config, so another value would not survive a preset round trip.
+    """
+    import keras_hub
+
+    return keras_hub.models.EfficientNetBackbone(
+        stackwise_width_coefficients=[1.0, 1.0],
+        stackwise_depth_coefficients=[1.0, 1.0],
+        stackwise_kernel_sizes=[3, 3],
+        stackwise_num_repeats=[1, 1],
+        stackwise_input_filters=[8, 8],
+        stackwise_output_filters=[8, 16],
+        stackwise_expansion_ratios=[1, 2],
+        stackwise_squeeze_and_excite_ratios=[0, 0],
+        stackwise_strides=[1, 2],
+        stackwise_block_types=["v1", "v1"],
+        stackwise_force_input_filters=[0, 0],
+        stackwise_nores_option=[False, False],
+        dropout=0.0,
+        activation="relu6",
+    )

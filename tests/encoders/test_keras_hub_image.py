@@ -5,9 +5,9 @@ import time
 from pathlib import Path
 
 import keras
-import keras_hub
 import numpy as np
 import pytest
+from tiny_models import tiny_efficientnet_backbone
 
 from mmtask.encoders import KerasHubImageEncoder, TransformerTextEncoder
 from mmtask.errors import MmtaskError
@@ -25,25 +25,8 @@ REAL_PRESET = (
 
 
 def tiny_backbone():
-    # num_features stays at its default: keras-hub 0.32 leaves it out of the
-    # backbone's config, so another value would not survive a preset round trip.
     keras.utils.set_random_seed(0)
-    return keras_hub.models.EfficientNetBackbone(
-        stackwise_width_coefficients=[1.0, 1.0],
-        stackwise_depth_coefficients=[1.0, 1.0],
-        stackwise_kernel_sizes=[3, 3],
-        stackwise_num_repeats=[1, 1],
-        stackwise_input_filters=[8, 8],
-        stackwise_output_filters=[8, 16],
-        stackwise_expansion_ratios=[1, 2],
-        stackwise_squeeze_and_excite_ratios=[0, 0],
-        stackwise_strides=[1, 2],
-        stackwise_block_types=["v1", "v1"],
-        stackwise_force_input_filters=[0, 0],
-        stackwise_nores_option=[False, False],
-        dropout=0.0,
-        activation="relu6",
-    )
+    return tiny_efficientnet_backbone()
 
 
 @pytest.fixture

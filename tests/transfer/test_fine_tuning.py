@@ -6,9 +6,9 @@ and resumed with BackupAndRestore ends where the uninterrupted one does.
 """
 
 import keras
-import keras_hub
 import numpy as np
 import pytest
+from tiny_models import tiny_efficientnet_backbone
 
 from mmtask.encoders import KerasHubImageEncoder, TransformerTextEncoder
 from mmtask.fusion import ConcatFusion
@@ -34,24 +34,7 @@ SCHEDULE = FineTuneSchedule(
 
 
 def tiny_backbone():
-    # The config of tests/encoders/test_keras_hub_image.py: two blocks, with
-    # BatchNormalization after every convolution.
-    return keras_hub.models.EfficientNetBackbone(
-        stackwise_width_coefficients=[1.0, 1.0],
-        stackwise_depth_coefficients=[1.0, 1.0],
-        stackwise_kernel_sizes=[3, 3],
-        stackwise_num_repeats=[1, 1],
-        stackwise_input_filters=[8, 8],
-        stackwise_output_filters=[8, 16],
-        stackwise_expansion_ratios=[1, 2],
-        stackwise_squeeze_and_excite_ratios=[0, 0],
-        stackwise_strides=[1, 2],
-        stackwise_block_types=["v1", "v1"],
-        stackwise_force_input_filters=[0, 0],
-        stackwise_nores_option=[False, False],
-        dropout=0.0,
-        activation="relu6",
-    )
+    return tiny_efficientnet_backbone()
 
 
 def make_model(with_text=True):
