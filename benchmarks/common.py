@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import json
 import os
+import platform
+import sys
 import threading
 import time
+from collections.abc import Callable
 
 
 def positive_int(text: str) -> int:
@@ -39,3 +44,25 @@ def effective_cores(megabytes: int = 64, rounds: int = 3) -> float:
         return threads / (time.perf_counter() - start)
 
     return round(throughput(os.cpu_count() or 1) / throughput(1), 2)
+
+
+def machine_figures(wall_start: float, cores_delivered: float) -> dict:
+    """The figures every benchmark line ends with: wall time, cores, versions."""
+    import keras
+    import tensorflow as tf
+
+    return {
+        "wall_s": round(time.perf_counter() - wall_start, 1),
+        "cores": os.cpu_count(),
+        "effective_cores": cores_delivered,
+        "tf_version": tf.__version__,
+        "keras_version": keras.__version__,
+        "python_version": platform.python_version(),
+    }
+
+
+def print_json_line(main: Callable[[], dict]) -> None:
+    """Run `main` with its prints sent to stderr, then print its figures as one JSON line."""
+    with contextlib.redirect_stdout(sys.stderr):  # stdout holds only the JSON line
+        result = main()
+    print(json.dumps(result))

@@ -36,11 +36,8 @@ Run:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
-import json
 import os
-import platform
 import statistics
 import string
 import sys
@@ -51,7 +48,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from common import effective_cores, positive_int
+from common import effective_cores, machine_figures, positive_int, print_json_line
 from PIL import Image
 
 from mmtask.data import Posts, make_dataset, read_mvsa
@@ -279,16 +276,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "tfdata_cores_busy": round(tf_cpu_ms * tf_rate / 1e3, 2),
         **checks,
         "page_cache_warmed": True,
-        "wall_s": round(time.perf_counter() - wall_start, 1),
-        "cores": os.cpu_count(),
-        "effective_cores": cores_delivered,
-        "tf_version": tf.__version__,
-        "keras_version": keras.__version__,
-        "python_version": platform.python_version(),
+        **machine_figures(wall_start, cores_delivered),
     }
 
 
 if __name__ == "__main__":
-    with contextlib.redirect_stdout(sys.stderr):  # stdout holds only the JSON line
-        result = main()
-    print(json.dumps(result))
+    print_json_line(main)

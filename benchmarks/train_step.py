@@ -38,10 +38,7 @@ Run:
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -50,7 +47,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 import tensorflow as tf
-from common import effective_cores, positive_int
+from common import effective_cores, machine_figures, positive_int, print_json_line
 
 from mmtask.builder import build_model
 from mmtask.data import SENTIMENT_LABELS
@@ -234,16 +231,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "mmtask_params": params["mmtask"],
         "keras_params": params["keras"],
         "jit_compile": {name: bool(m.jit_compile) for name, m in models.items()},
-        "wall_s": round(time.perf_counter() - wall_start, 1),
-        "cores": os.cpu_count(),
-        "effective_cores": cores_delivered,
-        "tf_version": tf.__version__,
-        "keras_version": keras.__version__,
-        "python_version": platform.python_version(),
+        **machine_figures(wall_start, cores_delivered),
     }
 
 
 if __name__ == "__main__":
-    with contextlib.redirect_stdout(sys.stderr):  # stdout holds only the JSON line
-        result = main()
-    print(json.dumps(result))
+    print_json_line(main)
