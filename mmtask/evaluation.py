@@ -13,6 +13,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 
 @dataclass
@@ -182,8 +183,6 @@ def modality_contributions(model, dataset) -> dict[str, dict[str, float]]:
     Returns:
         task -> {"all": accuracy, "text_masked": accuracy, "image_masked": accuracy}.
     """
-    import tensorflow as tf
-
     missing = sorted({"text", "image"} - set(model.modalities))
     if missing:
         raise ValueError(f"Modality contributions need text and image inputs; missing {missing}.")

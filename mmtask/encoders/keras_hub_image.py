@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 import keras_hub
 
-from mmtask.encoders.presets import from_preset
+from mmtask.encoders.presets import as_layer, from_preset
 from mmtask.encoders.sequences import encoder_output, encoder_output_spec, image_patches
 from mmtask.registry import IMAGE_ENCODERS
 
@@ -65,9 +65,7 @@ class KerasHubImageEncoder(keras.layers.Layer):
             )
         if preset is not None:
             backbone = from_preset(keras_hub.models.Backbone.from_preset, preset)
-        elif isinstance(backbone, dict):
-            backbone = keras.layers.deserialize(backbone)
-        self.backbone = backbone
+        self.backbone = as_layer(backbone)
         self.backbone.trainable = trainable_backbone
         self.scale = scale
         self.offset = offset

@@ -12,7 +12,7 @@ import keras
 import keras_hub
 from keras import ops
 
-from mmtask.encoders.presets import from_preset
+from mmtask.encoders.presets import as_layer, from_preset
 from mmtask.encoders.sequences import encoder_output, encoder_output_spec, masked_mean
 from mmtask.registry import TEXT_ENCODERS
 
@@ -65,12 +65,9 @@ class KerasHubTextEncoder(keras.layers.Layer):
         if preset is not None:
             tokenizer = from_preset(keras_hub.tokenizers.Tokenizer.from_preset, preset)
             backbone = from_preset(keras_hub.models.Backbone.from_preset, preset)
-        if isinstance(tokenizer, dict):
-            tokenizer = keras.layers.deserialize(tokenizer)
-        if isinstance(backbone, dict):
-            backbone = keras.layers.deserialize(backbone)
+        tokenizer = as_layer(tokenizer)
         self.tokenizer = tokenizer
-        self.backbone = backbone
+        self.backbone = as_layer(backbone)
         self.backbone.trainable = trainable_backbone
         self.sequence_length = sequence_length
         self.pooling = pooling

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import keras
+
 from mmtask.errors import MmtaskError
 
 T = TypeVar("T")
@@ -30,3 +32,10 @@ def from_preset(load: Callable[[str], T], preset: str) -> T:
             "pretrained weights from local folders; download the preset once and pass its "
             "folder path instead."
         ) from None
+
+
+def as_layer(layer_or_config):
+    """A layer given as itself or as its serialized config (as a saved model stores it)."""
+    if isinstance(layer_or_config, dict):
+        return keras.layers.deserialize(layer_or_config)
+    return layer_or_config

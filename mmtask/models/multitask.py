@@ -233,11 +233,7 @@ class MultiTaskModel(keras.Model):
         Tasks absent from `y` contribute nothing. A batch with no labelled
         example for a task gives that task a loss of 0.
         """
-        losses = {}
-        for task, (labels, mask) in self._labels_and_masks(y, sample_weight).items():
-            per_example = keras.losses.sparse_categorical_crossentropy(labels, y_pred[task])
-            losses[task] = ops.divide_no_nan(ops.sum(per_example * mask), ops.sum(mask))
-        return losses
+        return _masked_losses(self._labels_and_masks(y, sample_weight), y_pred)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         del x, training
@@ -254,9 +250,13 @@ class MultiTaskModel(keras.Model):
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         if y is not None:
-            losses = self.task_losses(y, y_pred, sample_weight)
+            # The task losses are computed again here rather than kept from
+            # `compute_loss`: metric state is updated only in this method, which
+            # keeps `compute_loss` free of side effects on every backend.
+            labels_and_masks = self._labels_and_masks(y, sample_weight)
+            losses = _masked_losses(labels_and_masks, y_pred)
             weights = self.weighting.effective_weights()
-            for task, (labels, mask) in self._labels_and_masks(y, sample_weight).items():
+            for task, (labels, mask) in labels_and_masks.items():
                 self.task_loss_trackers[task].update_state(
                     losses[task], sample_weight=ops.sum(mask)
                 )
@@ -319,6 +319,15 @@ class MultiTaskModel(keras.Model):
             if config.get(key) is not None:
                 config[key] = keras.layers.deserialize(config[key])
         return cls(**config)
+
+
+def _masked_losses(labels_and_masks: dict, y_pred: dict) -> dict:
+    """Task -> mean cross-entropy over the examples its mask keeps (0 if none)."""
+    losses = {}
+    for task, (labels, mask) in labels_and_masks.items():
+        per_example = keras.losses.sparse_categorical_crossentropy(labels, y_pred[task])
+        losses[task] = ops.divide_no_nan(ops.sum(per_example * mask), ops.sum(mask))
+    return losses
 
 
 def _hide(vectors, presence):
