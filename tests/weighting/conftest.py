@@ -4,9 +4,11 @@ import keras
 import numpy as np
 import pytest
 
+from mmtask.builder import build_model
 from mmtask.encoders import SmallCNNImageEncoder
 from mmtask.heads import ClassificationHead
 from mmtask.models import MultiTaskModel
+from mmtask.spec import ModelSpec
 
 # Black, red, green, blue: class k is an image of colour k plus noise.
 COLORS = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]], "float32")
@@ -38,3 +40,28 @@ def color_images():
     labels = rng.integers(0, len(COLORS), 64).astype("int32")
     images = COLORS[labels][:, None, None, :] + rng.normal(0, 20, (64, 8, 8, 3))
     return {"image": images.astype("float32")}, labels
+
+
+@pytest.fixture(scope="session")
+def build_with_weighting():
+    """Builds through a spec an image-only model: tasks a (weight 0.5) and b, and `weighting`."""
+    def build(weighting):
+        spec = ModelSpec.from_dict(
+            {
+                "text_encoder": None,
+                "fusion": None,
+                "image_encoder": {
+                    "name": "small_cnn",
+                    "options": {"filters": [4], "output_dim": 8},
+                },
+                "image_size": 8,
+                "tasks": [
+                    {"name": "a", "input": "image", "weight": 0.5},
+                    {"name": "b", "input": "image"},
+                ],
+                "weighting": weighting,
+            }
+        )
+        return build_model(spec, {"a": ["x", "y"], "b": ["x", "y"]})
+
+    return build

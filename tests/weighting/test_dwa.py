@@ -5,12 +5,9 @@ import math
 import keras
 import numpy as np
 import pytest
-import yaml
 
-from mmtask.builder import build_model
 from mmtask.errors import SpecError
 from mmtask.registry import WEIGHTINGS
-from mmtask.spec import ModelSpec
 from mmtask.weighting import DWAWeighting
 
 
@@ -135,20 +132,8 @@ def test_selectable_by_name_in_the_registry():
         WEIGHTINGS.build("dwa", tasks=["a"], temperature=0.0)
 
 
-def test_selectable_by_name_in_a_model_spec():
-    spec = ModelSpec.from_dict(
-        yaml.safe_load(
-            """
-            text_encoder: null
-            fusion: null
-            image_encoder: {name: small_cnn, options: {filters: [4], output_dim: 8}}
-            image_size: 8
-            tasks: [{name: a, input: image, weight: 0.5}, {name: b, input: image}]
-            weighting: {name: dwa, options: {temperature: 3.0}}
-            """
-        )
-    )
-    model = build_model(spec, {"a": ["x", "y"], "b": ["x", "y"]})
+def test_selectable_by_name_in_a_model_spec(build_with_weighting):
+    model = build_with_weighting({"name": "dwa", "options": {"temperature": 3.0}})
     assert isinstance(model.weighting, DWAWeighting)
     assert model.weighting.temperature == 3.0
     assert model.weighting.static_weights == {"a": 0.5, "b": 1.0}

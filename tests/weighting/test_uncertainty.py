@@ -6,12 +6,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-import yaml
 
-from mmtask.builder import build_model
 from mmtask.errors import SpecError
 from mmtask.registry import WEIGHTINGS
-from mmtask.spec import ModelSpec
 from mmtask.weighting import UncertaintyWeighting
 
 
@@ -95,20 +92,8 @@ def test_selectable_by_name_in_the_registry():
         WEIGHTINGS.build("uncertainty", tasks=["a"], weights={"b": 1.0})
 
 
-def test_selectable_by_name_in_a_model_spec():
-    spec = ModelSpec.from_dict(
-        yaml.safe_load(
-            """
-            text_encoder: null
-            fusion: null
-            image_encoder: {name: small_cnn, options: {filters: [4], output_dim: 8}}
-            image_size: 8
-            tasks: [{name: a, input: image, weight: 0.5}, {name: b, input: image}]
-            weighting: uncertainty
-            """
-        )
-    )
-    model = build_model(spec, {"a": ["x", "y"], "b": ["x", "y"]})
+def test_selectable_by_name_in_a_model_spec(build_with_weighting):
+    model = build_with_weighting("uncertainty")
     assert isinstance(model.weighting, UncertaintyWeighting)
     assert model.weighting.static_weights == {"a": 0.5, "b": 1.0}
     trainable = {id(v) for v in model.trainable_variables}
