@@ -172,9 +172,10 @@ MASKED_CONDITIONS = {"text_masked": "text", "image_masked": "image"}
 def modality_contributions(model, dataset) -> dict[str, dict[str, float]]:
     """Each head's accuracy with all inputs, then with the text, then the image, masked.
 
-    Masking follows the missing-modality convention (empty text, NaN image),
-    so a fused head shows how much it leans on each modality, and a
-    single-modality head drops to a guess when its own input is masked.
+    Masking follows the missing-modality convention (empty text, NaNs for
+    images and precomputed features), so a fused head shows how much it leans
+    on each modality, and a single-modality head drops to a guess when its own
+    input is masked.
 
     Args:
         model: MultiTaskModel with text and image encoders.
@@ -190,8 +191,9 @@ def modality_contributions(model, dataset) -> dict[str, dict[str, float]]:
     def masked(modality):
         def mask(features, labels, masks):
             features = dict(features)
-            blank = "" if modality == "text" else float("nan")
-            features[modality] = tf.fill(tf.shape(features[modality]), blank)
+            values = features[modality]
+            blank = "" if values.dtype == tf.string else float("nan")
+            features[modality] = tf.fill(tf.shape(values), tf.constant(blank, values.dtype))
             return features, labels, masks
 
         return dataset.map(mask)

@@ -36,7 +36,8 @@ def make_dataset(
     0..255}`; a post without an image (empty path) gets `missing_image`
     (NaNs), one without a text an empty string. labels is `{task: int32 (B,)}`
     with missing labels set to 0; masks is `{task: float32 (B,)}`, 1.0 where
-    the label is real.
+    the label is real. A modality with precomputed features (`posts.features`)
+    is served as those features instead, and not augmented.
 
     Args:
         posts: Posts. The posts to serve.
@@ -63,7 +64,11 @@ def make_dataset(
     shuffle = training if shuffle is None else shuffle
     deterministic = not training or seed is not None
 
+    image_precomputed = "image" in posts.features
+
     def load(features, labels, masks):
+        if image_precomputed:
+            return features, labels, masks
         path = features["image"]
         image = tf.cond(
             tf.strings.length(path) > 0,
@@ -76,6 +81,7 @@ def make_dataset(
         "text": tf.constant(posts.texts, dtype=tf.string, shape=[len(posts)]),
         "image": tf.constant(posts.image_paths, dtype=tf.string, shape=[len(posts)]),
     }
+    features.update({m: v.astype(np.float32) for m, v in posts.features.items()})
     labels = {task: np.maximum(values, 0) for task, values in posts.labels.items()}
     dataset = tf.data.Dataset.from_tensor_slices((features, labels, posts.masks()))
     return batch_posts(
@@ -85,7 +91,7 @@ def make_dataset(
         shuffle_buffer=max(len(posts), 1) if shuffle else 0,
         cache=cache,
         repeat=repeat,
-        augment=augment,
+        augment=augment and not image_precomputed,
         seed=seed,
         deterministic=deterministic,
         batch_size=batch_size,

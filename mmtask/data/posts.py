@@ -8,6 +8,7 @@ the others.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -80,6 +81,10 @@ class Posts:
         label_names: dict[str, list[str]]. Task name to its class names; index
             i of the list is class i.
         report: ReadReport. How the posts were read.
+        features: dict[str, np.ndarray]. Modality to precomputed features, one
+            row per post (NaN rows where the post lacks the modality); the
+            pipeline serves them in place of the raw text or image. Usually
+            set by `mmtask.transfer.precompute_features`.
 
     Example:
         >>> posts = mmtask.data.read_mvsa("mvsa_single", split="val")
@@ -93,6 +98,7 @@ class Posts:
     labels: dict[str, np.ndarray]
     label_names: dict[str, list[str]]
     report: ReadReport
+    features: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.ids)
@@ -121,6 +127,7 @@ class Posts:
                     f"Labels of task '{task}' must lie in [-1, {num_classes - 1}]; "
                     f"received values from {values.min()} to {values.max()}."
                 )
+        self.features = {m: _checked_features(m, v, n) for m, v in self.features.items()}
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -157,7 +164,12 @@ class Posts:
             labels={task: values[index] for task, values in self.labels.items()},
             label_names={task: list(names) for task, names in self.label_names.items()},
             report=report,
+            features={modality: values[index] for modality, values in self.features.items()},
         )
+
+    def with_features(self, modality: str, values: np.ndarray) -> Posts:
+        """These posts, serving `values` (one row per post) in place of the raw `modality`."""
+        return dataclasses.replace(self, features={**self.features, modality: values})
 
     def label_counts(self, task: str) -> dict[str, int]:
         """Class name to the number of posts labelled with it for `task` (missing ones excluded)."""
@@ -172,6 +184,21 @@ class Posts:
 
 
 MODALITIES = ("image", "text")
+
+
+def _checked_features(modality: str, values, num_posts: int) -> np.ndarray:
+    if modality not in MODALITIES:
+        raise MmtaskError(
+            f"Invalid modality for precomputed features: expected one of {list(MODALITIES)}. "
+            f"Received: {modality!r}"
+        )
+    values = np.asarray(values)
+    if values.ndim < 2 or values.shape[0] != num_posts or values.dtype.kind != "f":
+        raise MmtaskError(
+            f"Precomputed {modality} features must be a float array of shape "
+            f"({num_posts}, ...) with one row per post. Received: {values.dtype} {values.shape}"
+        )
+    return values
 
 
 def check_allow_missing(allow_missing) -> frozenset[str]:

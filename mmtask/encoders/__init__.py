@@ -3,11 +3,13 @@
 from mmtask.encoders.image_cnn import SmallCNNImageEncoder
 from mmtask.encoders.keras_hub_image import KerasHubImageEncoder
 from mmtask.encoders.keras_hub_text import KerasHubTextEncoder
+from mmtask.encoders.precomputed import PrecomputedEncoder
 from mmtask.encoders.text_transformer import TransformerTextEncoder
 
 __all__ = [
     "KerasHubImageEncoder",
     "KerasHubTextEncoder",
+    "PrecomputedEncoder",
     "SmallCNNImageEncoder",
     "TransformerTextEncoder",
 ]

@@ -93,6 +93,13 @@ def export_saved_model(model, path: str | Path, overwrite: bool = False) -> Path
     path = Path(path)
     if path.exists() and not overwrite:
         raise MmtaskError(f"Export path already exists: {path} (pass overwrite=True to replace)")
+    precomputed = [m for m, e in model.encoders.items() if getattr(e, "feature_shape", None)]
+    if precomputed:
+        raise MmtaskError(
+            f"This model reads precomputed {' and '.join(precomputed)} features, so it cannot "
+            "serve raw text and image bytes: build it with the encoders the features came from "
+            "to export it."
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     signature = {}
     if "text" in model.modalities:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import keras
 from keras import ops
 
-from mmtask.models.presence import ModalityPresence, fill_missing_image
+from mmtask.models.presence import ModalityPresence, fill_missing
 from mmtask.transfer.fine_tuning import FineTuning
 from mmtask.weighting.base import LossWeighting
 from mmtask.weighting.epoch_callback import WeightingEpochCallback
@@ -27,13 +27,22 @@ MODALITY_INPUTS = {
 }
 
 
+def _model_input(modality: str, encoder: keras.layers.Layer, image_size: tuple[int, int]):
+    """The model input an encoder reads: raw text / images, or its precomputed features."""
+    feature_shape = getattr(encoder, "feature_shape", None)
+    if feature_shape is not None:
+        return keras.Input(shape=feature_shape, name=modality)
+    return MODALITY_INPUTS[modality](image_size)
+
+
 @keras.saving.register_keras_serializable(package="mmtask")
 class MultiTaskModel(keras.Model):
     """Encoders per modality, an optional fusion trunk, and a head per task.
 
     Inputs are a dict: `"text"` (a batch of raw strings) and `"image"` (float32
-    RGB images in 0..255), for the modalities that have an encoder. Outputs are
-    a dict of class probabilities per task.
+    RGB images in 0..255), for the modalities that have an encoder; a
+    `PrecomputedEncoder` reads its modality's precomputed features instead.
+    Outputs are a dict of class probabilities per task.
 
     History holds, per task, `{task}_loss` (the mean over labelled examples),
     `{task}_accuracy`, `{task}_macro_f1` and `{task}_loss_weight` (the weight
@@ -97,10 +106,10 @@ class MultiTaskModel(keras.Model):
         if alignment is not None and reserved:
             raise ValueError(f"Task names {reserved} are reserved for alignment embeddings.")
         image_size = tuple(int(s) for s in image_size)
-        inputs = {m: MODALITY_INPUTS[m](image_size) for m in sorted(encoders)}
-        encoder_inputs = dict(inputs)
-        if "image" in inputs:
-            encoder_inputs["image"] = fill_missing_image(inputs["image"])
+        inputs = {m: _model_input(m, encoders[m], image_size) for m in sorted(encoders)}
+        encoder_inputs = {
+            m: x if x.dtype == "string" else fill_missing(x) for m, x in inputs.items()
+        }
         presence_layer = ModalityPresence(modality_dropout, name="modality_presence")
         if getattr(fusion, "uses_sequences", False):
             encoded = {

@@ -2,7 +2,8 @@
 
 A missing text is an empty (or blank) string; a missing image is an image of
 NaNs (`mmtask.data.missing_image`, what the pipeline and the exported model
-give for an empty path or empty bytes). Missing modalities are zeroed before
+give for an empty path or empty bytes), and missing precomputed features are
+rows of NaNs. Missing modalities are zeroed before
 fusion, so the fused heads predict from the modality that is there; training
 with modality dropout teaches them to.
 """
@@ -37,13 +38,7 @@ class ModalityPresence(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs: dict, training=None) -> dict:
-        presence = {}
-        if "text" in inputs:
-            length = tf.strings.length(tf.strings.strip(inputs["text"]))
-            presence["text"] = ops.cast(ops.greater(length, 0), "float32")
-        if "image" in inputs:
-            finite = ops.all(ops.isfinite(inputs["image"]), axis=(1, 2, 3))
-            presence["image"] = ops.cast(finite, "float32")
+        presence = {m: _present(inputs[m]) for m in ("text", "image") if m in inputs}
         if training and self.dropout > 0 and len(presence) == 2:
             both = presence["text"] * presence["image"]
             draw = keras.random.uniform(ops.shape(both), seed=self.seed_generator)
@@ -68,6 +63,15 @@ class ModalityPresence(keras.layers.Layer):
         return config
 
 
-def fill_missing_image(images):
-    """Images with NaNs (missing images) replaced by zeros, for the encoder to read."""
-    return ops.where(ops.isfinite(images), images, ops.zeros_like(images))
+def _present(values):
+    """1.0 for posts whose input is there: a non-blank string, or values without NaNs."""
+    if values.dtype == tf.string:
+        length = tf.strings.length(tf.strings.strip(values))
+        return ops.cast(ops.greater(length, 0), "float32")
+    finite = ops.all(ops.isfinite(values), axis=tuple(range(1, len(values.shape))))
+    return ops.cast(finite, "float32")
+
+
+def fill_missing(values):
+    """Numeric inputs with NaNs (missing images or features) replaced by zeros, for encoders."""
+    return ops.where(ops.isfinite(values), values, ops.zeros_like(values))

@@ -1,6 +1,7 @@
 """Transfer learning: pre-trained encoders saved and reused, and fine-tuning schedules."""
 
 from mmtask.transfer.discriminative import DiscriminativeOptimizer
+from mmtask.transfer.features import precompute_features
 from mmtask.transfer.fine_tuning import FineTuning, layer_paths
 from mmtask.transfer.pretrain import PretrainResult, pretrain_text_encoder
 from mmtask.transfer.saved_encoder import load_encoder, save_encoder
@@ -14,6 +15,7 @@ __all__ = [
     "Stage",
     "layer_paths",
     "load_encoder",
+    "precompute_features",
     "pretrain_text_encoder",
     "save_encoder",
 ]
