@@ -23,10 +23,10 @@ class AutoencoderFusion(keras.layers.Layer):
     `add_loss`, where `loss` is the mean squared error of each modality,
     averaged over modalities (so a wide modality does not outweigh a narrow
     one); `MultiTaskModel.compute_loss` adds it to the total. Inference calls
-    add no loss and run no decoder, so validation losses are the tasks' only.
-    The unweighted loss of training calls is tracked by the metric
-    `reconstruction_loss`, which a Keras model collects from its layers into
-    History (`val_reconstruction_loss` is then 0: nothing is reconstructed there).
+    add no loss, so validation losses are the tasks' only, but they still
+    reconstruct: the metric `reconstruction_loss` (unweighted, which a Keras
+    model collects from its layers into History) is the training error in
+    `reconstruction_loss` and the validation error in `val_reconstruction_loss`.
 
     With `denoising`, each training example loses, with probability
     `mask_probability`, one of its modalities (chosen uniformly, never more than
@@ -160,19 +160,19 @@ class AutoencoderFusion(keras.layers.Layer):
         if training and self.denoising:
             inputs = self.drop_modalities(modality_vectors)
         bottleneck = self.encode(inputs, training=training)
+        reconstructions = self.reconstruct(bottleneck)
+        errors = []
+        for m in self.modalities:
+            # The targets are constants: a gradient through them would let the
+            # upstream encoders shrink their vectors towards zero, which makes
+            # reconstruction trivial and the loss useless. The encoders still
+            # learn from this loss through the encoder input.
+            target = ops.stop_gradient(ops.cast(modality_vectors[m], "float32"))
+            error = ops.square(ops.cast(reconstructions[m], "float32") - target)
+            errors.append(ops.mean(error))
+        loss = ops.mean(ops.stack(errors))
+        self.reconstruction_tracker.update_state(loss)
         if training:
-            reconstructions = self.reconstruct(bottleneck)
-            errors = []
-            for m in self.modalities:
-                # The targets are constants: a gradient through them would let the
-                # upstream encoders shrink their vectors towards zero, which makes
-                # reconstruction trivial and the loss useless. The encoders still
-                # learn from this loss through the encoder input.
-                target = ops.stop_gradient(ops.cast(modality_vectors[m], "float32"))
-                error = ops.square(ops.cast(reconstructions[m], "float32") - target)
-                errors.append(ops.mean(error))
-            loss = ops.mean(ops.stack(errors))
-            self.reconstruction_tracker.update_state(loss)
             self.add_loss(self.reconstruction_weight * loss)
         return bottleneck
 

@@ -161,10 +161,12 @@ def test_denoising_needs_two_modalities_and_valid_options():
         AutoencoderFusion(bottleneck_dim=0)
 
 
-def test_history_has_the_reconstruction_loss_and_the_total_includes_it():
+WEIGHTS = {"text_task": 0.5, "image_task": 1.0, "post_task": 2.0}
+
+
+def joint_model():
     keras.utils.set_random_seed(0)
-    weights = {"text_task": 0.5, "image_task": 1.0, "post_task": 2.0}
-    model = MultiTaskModel(
+    return MultiTaskModel(
         encoders={
             "text": TransformerTextEncoder(
                 max_tokens=32,
@@ -181,9 +183,14 @@ def test_history_has_the_reconstruction_loss_and_the_total_includes_it():
         heads={t: ClassificationHead(3, name=t) for t in TASKS},
         task_inputs=TASKS,
         label_names={t: NAMES for t in TASKS},
-        weighting=StaticWeighting(list(TASKS), weights),
+        weighting=StaticWeighting(list(TASKS), WEIGHTS),
         image_size=(16, 16),
     )
+
+
+def test_history_has_the_reconstruction_loss_and_the_total_includes_it():
+    model = joint_model()
+    weights = WEIGHTS
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     x, y = make_batch(12)
     history = model.fit(x, y, epochs=10, batch_size=12, verbose=0).history
@@ -195,6 +202,23 @@ def test_history_has_the_reconstruction_loss_and_the_total_includes_it():
     # One batch per epoch: every History value comes from the same forward pass.
     task_total = sum(weights[t] * np.array(history[f"{t}_loss"]) for t in TASKS)
     np.testing.assert_allclose(history["loss"], task_total + 3.0 * reconstruction, rtol=1e-4)
+
+
+def test_validation_reports_the_reconstruction_error_of_validation_data():
+    model = joint_model()
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    x, y = make_batch(12)
+    val_x, val_y = make_batch(12, seed=1)
+    history = model.fit(
+        x, y, validation_data=(val_x, val_y), epochs=3, batch_size=12, verbose=0
+    ).history
+    # The fused inputs are the encoders' vectors (every post has both modalities).
+    vectors = {m: model.encoders[m](val_x[m], training=False) for m in ("text", "image")}
+    fusion = model.fusion
+    expected = mse_by_hand(fusion.reconstruct(fusion.encode(vectors)), vectors)
+    assert expected > 0
+    np.testing.assert_allclose(history["val_reconstruction_loss"][-1], expected, rtol=1e-4)
+    assert history["val_reconstruction_loss"][-1] != history["reconstruction_loss"][-1]
 
 
 def test_chosen_by_name_in_a_spec_and_saved(spec_round_trip):
