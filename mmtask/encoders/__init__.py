@@ -1,15 +1,21 @@
 """Encoders turn one modality (raw strings, decoded images) into a vector."""
 
 from mmtask.encoders.image_cnn import SmallCNNImageEncoder
+from mmtask.encoders.keras_applications import KerasApplicationsImageEncoder
 from mmtask.encoders.keras_hub_image import KerasHubImageEncoder
 from mmtask.encoders.keras_hub_text import KerasHubTextEncoder
 from mmtask.encoders.precomputed import PrecomputedEncoder
 from mmtask.encoders.text_transformer import TransformerTextEncoder
+from mmtask.encoders.tf_hub import SavedModelLayer, TFHubImageEncoder, TFHubTextEncoder
 
 __all__ = [
+    "KerasApplicationsImageEncoder",
     "KerasHubImageEncoder",
     "KerasHubTextEncoder",
     "PrecomputedEncoder",
+    "SavedModelLayer",
     "SmallCNNImageEncoder",
+    "TFHubImageEncoder",
+    "TFHubTextEncoder",
     "TransformerTextEncoder",
 ]

@@ -39,3 +39,31 @@ def as_layer(layer_or_config):
     if isinstance(layer_or_config, dict):
         return keras.layers.deserialize(layer_or_config)
     return layer_or_config
+
+
+REMOTE_PREFIXES = ("http://", "https://", "gs://", "tfhub.dev/", "www.kaggle.com/")
+
+
+def local_path(path: str, what: str) -> Path:
+    """`path` as an existing local file or folder; one `MmtaskError` for anything else.
+
+    Loaders that would download a remote handle (TF-Hub, Keras applications)
+    get it refused here, before any network attempt: mmtask reads pretrained
+    weights from local paths only.
+
+    Args:
+        path: str. The local file or folder.
+        what: str. What `path` holds, for the error message ("TF-Hub module").
+    """
+    if "://" in path or path.startswith(REMOTE_PREFIXES):
+        raise MmtaskError(
+            f"The {what} {path!r} is a remote handle, and mmtask does not download weights. "
+            "Download it once and pass its local path instead."
+        )
+    resolved = Path(path).expanduser()
+    if not resolved.exists():
+        raise MmtaskError(
+            f"{what[0].upper()}{what[1:]} not found: {path} (mmtask reads pretrained "
+            "weights from local paths only)"
+        )
+    return resolved
