@@ -10,9 +10,11 @@ so Keras trains, saves and reloads them.
 SavedModels hold TensorFlow graphs, so these layers use TensorFlow directly
 and run on the TensorFlow backend only. A model holding one stores the
 SavedModel's local path in its config: that folder must exist wherever the
-model is reloaded, and reloading runs its graph, so reload only models whose
-SavedModel folders you trust. The weights themselves, fine-tuned or not, come
-back from the `.keras` file.
+model is reloaded, and reloading runs its graph. As with Keras' `TFSMLayer`
+and `Lambda`, loading such a model therefore needs `safe_mode=False`
+(`keras.models.load_model(path, safe_mode=False)`): do it only for models
+whose SavedModel folders you trust. The weights themselves, fine-tuned or not,
+come back from the `.keras` file.
 """
 
 from __future__ import annotations
@@ -159,6 +161,11 @@ class SavedModelLayer(keras.layers.Layer):
         )
         return config
 
+    @classmethod
+    def from_config(cls, config):
+        _refuse_in_safe_mode(config["handle"])
+        return super().from_config(config)
+
 
 class _TFHubEncoder(keras.layers.Layer):
     """A `SavedModelLayer` pooled to a vector, with an optional dense projection."""
@@ -268,6 +275,23 @@ class _TFHubEncoder(keras.layers.Layer):
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        _refuse_in_safe_mode(config["handle"])
+        return super().from_config(config)
+
+
+def _refuse_in_safe_mode(handle: str) -> None:
+    """Loading runs the SavedModel's graph: like Keras' `TFSMLayer`, not in safe mode."""
+    from keras.src.saving import serialization_lib
+
+    if serialization_lib.in_safe_mode() is not False:
+        raise ValueError(
+            f"This model calls the SavedModel at {handle}, whose graph runs when it is "
+            "loaded, which safe mode does not allow. If you trust that SavedModel, load "
+            "with `keras.models.load_model(path, safe_mode=False)`."
+        )
 
 
 @IMAGE_ENCODERS.register("tf_hub")

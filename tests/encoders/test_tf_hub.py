@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from keras.src.saving.serialization_lib import SafeModeScope
 from PIL import Image
 
 from mmtask.builder import build_model
@@ -134,12 +135,16 @@ def test_layer_contract(modules, modality):
         cls, handle, x = TFHubImageEncoder, modules[0], images()
     else:
         cls, handle, x = TFHubTextEncoder, modules[1], TEXTS
-    run_layer_test(
-        cls,
-        {"handle": handle, "output_dim": 5, "trainable_backbone": True},
-        x,
-        expected_output_shape=(4, 5),
-    )
+    # The contract's config round trip is a deserialization: allowed outside safe mode only.
+    with SafeModeScope(False):
+        run_layer_test(
+            cls,
+            {"handle": handle, "output_dim": 5, "trainable_backbone": True},
+            x,
+            expected_output_shape=(4, 5),
+        )
+    with pytest.raises(ValueError, match="safe mode"):
+        cls.from_config(cls(handle).get_config())
 
 
 def make_model(modules, trainable):
@@ -175,7 +180,9 @@ def test_fits_with_adam_and_reloads_from_keras_file(modules, trainable, tmp_path
         np.testing.assert_array_equal(moving_mean.numpy(), 0.0)
     expected = model.predict(x, verbose=0)["post"]
     model.save(tmp_path / "model.keras")
-    loaded = keras.models.load_model(tmp_path / "model.keras")
+    with pytest.raises(ValueError, match="safe_mode=False"):
+        keras.models.load_model(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras", safe_mode=False)
     np.testing.assert_array_equal(loaded.encoders["image"].module.weights[0].numpy(), kernel)
     np.testing.assert_allclose(loaded.predict(x, verbose=0)["post"], expected, atol=1e-6)
 
