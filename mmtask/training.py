@@ -115,11 +115,17 @@ def save_run(result: TrainingResult, spec: RunSpec, run_dir: str | Path) -> dict
     return paths
 
 
-def load_model(path: str | Path) -> MultiTaskModel:
-    """Load a model saved by mmtask (`.keras` file or a run folder holding one)."""
+def load_model(path: str | Path, safe_mode: bool = True) -> MultiTaskModel:
+    """Load a model saved by mmtask (`.keras` file or a run folder holding one).
+
+    Args:
+        path: str | Path. The `.keras` file, or a run folder holding `model.keras`.
+        safe_mode: bool. As in `keras.models.load_model`; a model with a
+            `tf_hub` encoder runs its SavedModel's graph and needs False.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / MODEL_FILE
     if not path.is_file():
         raise MmtaskError(f"No saved model at {path}")
-    return keras.models.load_model(path)
+    return keras.models.load_model(path, safe_mode=safe_mode)
