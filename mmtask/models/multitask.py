@@ -273,7 +273,7 @@ class MultiTaskModel(keras.Model):
                 one_hot = ops.one_hot(labels, len(self.label_names[task]))
                 self.task_macro_f1[task].update_state(one_hot, y_pred[task], sample_weight=mask)
                 self.task_weight_trackers[task].update_state(weights[task])
-        return self.get_metrics_result()
+        return _logs_for_strategy(self.get_metrics_result(), self.distribute_strategy)
 
     def _labels_and_masks(self, y, sample_weight):
         if not isinstance(y, Mapping):
@@ -328,6 +328,26 @@ class MultiTaskModel(keras.Model):
             if config.get(key) is not None:
                 config[key] = keras.layers.deserialize(config[key])
         return cls(**config)
+
+
+def _logs_for_strategy(logs: dict, strategy) -> dict:
+    """The step's logs, shaped so Keras can average them across workers.
+
+    Keras 3's TensorFlow trainer averages step logs across the workers of a
+    `MultiWorkerMirroredStrategy` with a reduction along axis 0, which fails on
+    scalars (tensorflow/tensorflow#72388); as one-element vectors they reduce
+    to the mean over workers, a scalar, as on one machine.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return logs
+    import tensorflow as tf
+
+    multi_worker = isinstance(
+        strategy, tf.distribute.MultiWorkerMirroredStrategy
+    ) and strategy.extended._in_multi_worker_mode()
+    if not multi_worker:
+        return logs
+    return {name: ops.reshape(value, (1,)) for name, value in logs.items()}
 
 
 def _masked_losses(labels_and_masks: dict, y_pred: dict) -> dict:
