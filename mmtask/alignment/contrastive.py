@@ -22,7 +22,8 @@ class ContrastiveAlignment(keras.layers.Layer):
     In training it adds `weight * InfoNCE` to the model's losses: with
     similarities s_ij = <text_i, image_j> / temperature over the batch, the
     loss is the mean of cross-entropy(s_i., i) and cross-entropy(s_.j, j).
-    The loss is also logged as `alignment_loss`.
+    The loss is also logged as `alignment_loss` (on every backend but JAX,
+    whose trainer cannot update a layer's metric).
 
     Args:
         projection_dim: int. Width of the shared space.
@@ -54,7 +55,14 @@ class ContrastiveAlignment(keras.layers.Layer):
         self.projections = {
             m: keras.layers.Dense(projection_dim, name=f"{m}_projection") for m in MODALITIES
         }
-        self.loss_tracker = keras.metrics.Mean(name="alignment_loss")
+        # Keras' JAX trainer calls layers statelessly and cannot update a metric
+        # from inside `call` (keras-team/keras#21639): on JAX `alignment_loss`
+        # is not logged.
+        self.loss_tracker = (
+            None
+            if keras.backend.backend() == "jax"
+            else keras.metrics.Mean(name="alignment_loss")
+        )
 
     def build(self, input_shape):
         missing = sorted(set(MODALITIES) - set(input_shape))
@@ -86,7 +94,8 @@ class ContrastiveAlignment(keras.layers.Layer):
         if training:
             loss = self.contrastive_loss(embeddings)
             self.add_loss(self.weight * loss)
-            self.loss_tracker.update_state(loss)
+            if self.loss_tracker is not None:
+                self.loss_tracker.update_state(loss)
         return embeddings
 
     def compute_output_shape(self, input_shape):

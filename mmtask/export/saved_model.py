@@ -90,6 +90,12 @@ def export_saved_model(model, path: str | Path, overwrite: bool = False) -> Path
     out = served.serve(text=tf.constant(["a tweet"]), image_bytes=tf.constant([jpeg]))
     ```
     """
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise MmtaskError(
+            "export_saved_model is TensorFlow-only: set KERAS_BACKEND=tensorflow to export "
+            f"(a `.keras` file saved on the {backend} backend loads there)."
+        )
     path = Path(path)
     if path.exists() and not overwrite:
         raise MmtaskError(f"Export path already exists: {path} (pass overwrite=True to replace)")

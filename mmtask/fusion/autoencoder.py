@@ -26,7 +26,8 @@ class AutoencoderFusion(keras.layers.Layer):
     add no loss, so validation losses are the tasks' only, but they still
     reconstruct: the metric `reconstruction_loss` (unweighted, which a Keras
     model collects from its layers into History) is the training error in
-    `reconstruction_loss` and the validation error in `val_reconstruction_loss`.
+    `reconstruction_loss` and the validation error in `val_reconstruction_loss`
+    (on every backend but JAX, whose trainer cannot update a layer's metric).
 
     With `denoising`, each training example loses, with probability
     `mask_probability`, one of its modalities (chosen uniformly, never more than
@@ -92,7 +93,14 @@ class AutoencoderFusion(keras.layers.Layer):
         self.encoder_dropout = keras.layers.Dropout(dropout, name="encoder_dropout")
         self.encoder_output = keras.layers.Dense(self.bottleneck_dim, name="bottleneck")
         self.seed_generator = keras.random.SeedGenerator(seed, name="mask_seed_generator")
-        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        # Keras' JAX trainer calls layers statelessly and cannot update a metric
+        # from inside `call` (keras-team/keras#21639): on JAX `reconstruction_loss`
+        # is not logged.
+        self.reconstruction_tracker = (
+            None
+            if keras.backend.backend() == "jax"
+            else keras.metrics.Mean(name="reconstruction_loss")
+        )
         # Created in `build`, once the modality names and widths are known.
         self.decoder_hidden: dict[str, keras.layers.Dense] = {}
         self.decoder_output: dict[str, keras.layers.Dense] = {}
@@ -171,7 +179,8 @@ class AutoencoderFusion(keras.layers.Layer):
             error = ops.square(ops.cast(reconstructions[m], "float32") - target)
             errors.append(ops.mean(error))
         loss = ops.mean(ops.stack(errors))
-        self.reconstruction_tracker.update_state(loss)
+        if self.reconstruction_tracker is not None:
+            self.reconstruction_tracker.update_state(loss)
         if training:
             self.add_loss(self.reconstruction_weight * loss)
         return bottleneck

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 import keras
 from keras import ops
 
+from mmtask.errors import MmtaskError
 from mmtask.models.presence import ModalityPresence, fill_missing
 from mmtask.transfer.fine_tuning import FineTuning
 from mmtask.weighting.base import LossWeighting
@@ -32,6 +33,13 @@ def _model_input(modality: str, encoder: keras.layers.Layer, image_size: tuple[i
     feature_shape = getattr(encoder, "feature_shape", None)
     if feature_shape is not None:
         return keras.Input(shape=feature_shape, name=modality)
+    backend = keras.backend.backend()
+    if modality == "text" and backend != "tensorflow":
+        raise MmtaskError(
+            f"{type(encoder).__name__} reads raw strings, which is TensorFlow-only: set "
+            f"KERAS_BACKEND=tensorflow, or on the {backend} backend give the text modality "
+            "precomputed features (PrecomputedEncoder)."
+        )
     return MODALITY_INPUTS[modality](image_size)
 
 
@@ -226,11 +234,11 @@ class MultiTaskModel(keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Keras' TensorFlow trainer, under a distribution strategy, averages one
-        # input batch across replicas to build the model symbolically; that
-        # fails on string inputs. This model is built when constructed and has
-        # no compiled losses or metrics to build from data: only the optimizer
-        # is left to build, and that needs no batch.
+        # Only Keras' TensorFlow trainer calls this. Under a distribution
+        # strategy it averages one input batch across replicas to build the
+        # model symbolically; that fails on string inputs. This model is built
+        # when constructed and has no compiled losses or metrics to build from
+        # data: only the optimizer is left to build, and that needs no batch.
         with self.distribute_strategy.scope():
             if self.optimizer is not None and not self.optimizer.built:
                 self.optimizer.build(self.trainable_variables)
@@ -248,11 +256,16 @@ class MultiTaskModel(keras.Model):
         del x, training
         total = ops.zeros((), dtype="float32")
         if y is not None:
+            task_losses = self.task_losses(y, y_pred, sample_weight)
             # Aggregated as Keras aggregates losses added with `add_loss`: on the
             # TensorFlow backend that scales by 1 / replicas under a strategy.
-            total = self._aggregate_additional_loss(
-                self.weighting(self.task_losses(y, y_pred, sample_weight))
-            )
+            total = self._aggregate_additional_loss(self.weighting(task_losses))
+            # Logged here rather than in `compute_metrics`: Keras' JAX trainer
+            # lets `compute_metrics` read metric state only, not the weighting's
+            # variables. These are the weights this step's loss used.
+            weights = self.weighting.effective_weights()
+            for task in task_losses:
+                self.task_weight_trackers[task].update_state(weights[task])
         for loss in self.losses:
             total = total + self._aggregate_additional_loss(loss)
         return total
@@ -260,11 +273,10 @@ class MultiTaskModel(keras.Model):
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         if y is not None:
             # The task losses are computed again here rather than kept from
-            # `compute_loss`: metric state is updated only in this method, which
-            # keeps `compute_loss` free of side effects on every backend.
+            # `compute_loss`: a tensor kept from there would leak out of the
+            # gradient computation on the JAX backend.
             labels_and_masks = self._labels_and_masks(y, sample_weight)
             losses = _masked_losses(labels_and_masks, y_pred)
-            weights = self.weighting.effective_weights()
             for task, (labels, mask) in labels_and_masks.items():
                 self.task_loss_trackers[task].update_state(
                     losses[task], sample_weight=ops.sum(mask)
@@ -272,8 +284,7 @@ class MultiTaskModel(keras.Model):
                 self.task_accuracies[task].update_state(labels, y_pred[task], sample_weight=mask)
                 one_hot = ops.one_hot(labels, len(self.label_names[task]))
                 self.task_macro_f1[task].update_state(one_hot, y_pred[task], sample_weight=mask)
-                self.task_weight_trackers[task].update_state(weights[task])
-        return _logs_for_strategy(self.get_metrics_result(), self.distribute_strategy)
+        return _logs_for_strategy(self.get_metrics_result(), self)
 
     def _labels_and_masks(self, y, sample_weight):
         if not isinstance(y, Mapping):
@@ -330,18 +341,20 @@ class MultiTaskModel(keras.Model):
         return cls(**config)
 
 
-def _logs_for_strategy(logs: dict, strategy) -> dict:
+def _logs_for_strategy(logs: dict, model: keras.Model) -> dict:
     """The step's logs, shaped so Keras can average them across workers.
 
     Keras 3's TensorFlow trainer averages step logs across the workers of a
     `MultiWorkerMirroredStrategy` with a reduction along axis 0, which fails on
     scalars (tensorflow/tensorflow#72388); as one-element vectors they reduce
-    to the mean over workers, a scalar, as on one machine.
+    to the mean over workers, a scalar, as on one machine. Other backends'
+    trainers have no `distribute_strategy` and leave the logs as they are.
     """
     if keras.backend.backend() != "tensorflow":
         return logs
     import tensorflow as tf
 
+    strategy = model.distribute_strategy
     multi_worker = isinstance(
         strategy, tf.distribute.MultiWorkerMirroredStrategy
     ) and strategy.extended._in_multi_worker_mode()

@@ -6,12 +6,14 @@ give for an empty path or empty bytes), and missing precomputed features are
 rows of NaNs. Missing modalities are zeroed before
 fusion, so the fused heads predict from the modality that is there; training
 with modality dropout teaches them to.
+
+Numeric inputs take `keras.ops` only, so they run on every Keras backend;
+string inputs (raw text) need TensorFlow's string ops.
 """
 
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 
@@ -65,7 +67,9 @@ class ModalityPresence(keras.layers.Layer):
 
 def _present(values):
     """1.0 for posts whose input is there: a non-blank string, or values without NaNs."""
-    if values.dtype == tf.string:
+    if keras.backend.standardize_dtype(values.dtype) == "string":
+        import tensorflow as tf  # raw strings exist only on the TensorFlow backend
+
         length = tf.strings.length(tf.strings.strip(values))
         return ops.cast(ops.greater(length, 0), "float32")
     finite = ops.all(ops.isfinite(values), axis=tuple(range(1, len(values.shape))))

@@ -13,6 +13,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mmtask.errors import MmtaskError
+
 
 class TaskGradientDiagnostics(keras.callbacks.Callback):
     """Logs each task's gradient norm on the shared parameters and the cosines between tasks.
@@ -40,6 +42,12 @@ class TaskGradientDiagnostics(keras.callbacks.Callback):
     """
 
     def __init__(self, x, y, sample_weight=None):
+        backend = keras.backend.backend()
+        if backend != "tensorflow":
+            raise MmtaskError(
+                "TaskGradientDiagnostics is TensorFlow-only (it differentiates with "
+                f"tf.GradientTape): set KERAS_BACKEND=tensorflow. Received backend: {backend}"
+            )
         super().__init__()
         self.x = x
         self.y = y
