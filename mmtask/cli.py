@@ -217,7 +217,7 @@ def _report(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mmtask", description="Multi-task text + image models on Keras 3."
+        prog="mmtask", description="Multi-task text + image models on Keras 3.", allow_abbrev=False
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -283,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     retrieve.add_argument("--query", nargs="*", help="texts to find images for")
     retrieve.add_argument("--batch-size", type=int, default=64)
     retrieve.set_defaults(run=_retrieve)
+    for command in commands.choices.values():
+        # A misspelt flag (`--epoch`) is an error, not silently another flag.
+        command.allow_abbrev = False
     return parser
 
 

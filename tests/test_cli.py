@@ -292,3 +292,11 @@ def test_retrieve_reports_recall_of_an_aligned_model(workspace, tmp_path, capsys
     val_ids = set(read_mvsa(data, split="val").ids)
     found = lines[3].split(": ", 1)[1].split(", ")
     assert len(found) == 5 and all(item.split()[0] in val_ids for item in found)
+
+
+def test_misspelt_flags_are_errors_not_abbreviations(capsys):
+    from mmtask.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--data", "d", "--epoch", "3", "--out", "r"])
+    assert "--epoch" in capsys.readouterr().err

@@ -218,6 +218,10 @@ class MultiTaskModel(keras.Model):
             callbacks.insert(0, WeightingEpochCallback())
         if fine_tuning is not None:
             callbacks.insert(1, FineTuning(fine_tuning))
+        if hasattr(x, "element_spec"):
+            # A tf.data dataset shuffles itself (`make_dataset(training=True)`);
+            # Keras would only warn that `shuffle` is ignored.
+            kwargs.setdefault("shuffle", False)
         return super().fit(
             x,
             y,

@@ -1,5 +1,7 @@
 """MultiTaskModel: masked per-task losses, weighting, metrics, compile rules, saving."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -246,3 +248,14 @@ def test_weighting_sees_each_epochs_task_losses_and_weights_are_logged():
         assert seen == pytest.approx({t: history[f"{t}_loss"][epoch] for t in TASKS})
     for task, weight in weights.items():
         assert history[f"{task}_loss_weight"] == pytest.approx([weight, weight])
+
+
+def test_fit_on_a_dataset_does_not_warn_about_shuffle():
+    model = make_model()
+    model.compile(optimizer="adam")
+    x, y = make_batch(8)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(data, epochs=1, verbose=0)
+    assert not [w for w in caught if "shuffle" in str(w.message)]
