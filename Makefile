@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo_output
 
-.PHONY: demo test pretrained bench clean
+.PHONY: demo test pretrained bench results clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ test: $(VENV)/.installed $(VENV)/.pretrained
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/pipeline.py
 	$(BIN)/python benchmarks/train_step.py
+	$(BIN)/python benchmarks/input_wait.py
+	$(BIN)/python benchmarks/memory.py --repeats 3
+
+# docs/results.md: accuracy tables on MVSA-Single (../shared/data/mvsa_single).
+results: $(VENV)/.pretrained
+	$(BIN)/python benchmarks/mvsa.py transfer --write docs/results.md
+	$(BIN)/python benchmarks/mvsa.py fusion --epochs 25 --write docs/results.md
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
