@@ -11,7 +11,11 @@ import platform
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mvsa_single"
+"""The MVSA-Single folder of the development machine (`../shared/data/mvsa_single`)."""
 
 
 def positive_int(text: str) -> int:
@@ -66,3 +70,31 @@ def print_json_line(main: Callable[[], dict]) -> None:
     with contextlib.redirect_stdout(sys.stderr):  # stdout holds only the JSON line
         result = main()
     print(json.dumps(result))
+
+
+def load_posts(data: Path, limit: int | None):
+    """The MVSA posts, the first `limit` of them if given; exits with one line if absent."""
+    from mmtask.data import read_mvsa
+
+    if not (data / "labelResultAll.txt").is_file():
+        sys.exit(f"{Path(sys.argv[0]).name}: MVSA-Single not found at {data} (pass --data DIR).")
+    posts = read_mvsa(data)
+    if limit is not None and limit < len(posts):
+        posts = posts.select(posts.ids[:limit])
+    return posts
+
+
+def warm_page_cache(paths: Sequence[str]) -> int:
+    """Read every file once so timed runs do not pay for the disk; returns bytes read."""
+    total = 0
+    for path in paths:
+        with open(path, "rb") as file:
+            total += len(file.read())
+    return total
+
+
+def time_fit(model, dataset, steps: int) -> tuple[float, float]:
+    """Wall and process CPU seconds of `fit` for `steps` steps."""
+    start, cpu_start = time.perf_counter(), time.process_time()
+    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
+    return time.perf_counter() - start, time.process_time() - cpu_start

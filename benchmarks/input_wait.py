@@ -50,13 +50,21 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from common import effective_cores, machine_figures, positive_int, print_json_line
+from common import (
+    DEFAULT_DATA,
+    effective_cores,
+    load_posts,
+    machine_figures,
+    positive_int,
+    print_json_line,
+    time_fit,
+    warm_page_cache,
+)
 
 from mmtask.builder import build_model
-from mmtask.data import Posts, make_dataset, read_mvsa
+from mmtask.data import Posts, make_dataset
 from mmtask.spec import ModelSpec
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mvsa_single"
 TARGET_WAIT_FRACTION = 0.05
 
 
@@ -86,16 +94,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load_posts(data: Path, limit: int | None) -> Posts:
-    """The MVSA posts, the first `limit` of them if given; exits with one line if absent."""
-    if not (data / "labelResultAll.txt").is_file():
-        sys.exit(f"input_wait.py: MVSA-Single not found at {data} (pass --data DIR).")
-    posts = read_mvsa(data)
-    if limit is not None and limit < len(posts):
-        posts = posts.select(posts.ids[:limit])
-    return posts
-
-
 def disk_dataset(posts: Posts, image_size: int, batch_size: int) -> tf.data.Dataset:
     """Training batches read, decoded and augmented from the image files at every step."""
     return make_dataset(
@@ -117,22 +115,6 @@ def memory_dataset(source: tf.data.Dataset, batches: int, batch_size: int) -> tf
     for _ in zip(range(batches + 1), dataset, strict=False):
         pass  # one full pass fills the cache
     return dataset
-
-
-def warm_page_cache(paths: Sequence[str]) -> int:
-    """Read every file once so the timed runs do not pay for the disk; returns bytes read."""
-    total = 0
-    for path in paths:
-        with open(path, "rb") as file:
-            total += len(file.read())
-    return total
-
-
-def time_fit(model: keras.Model, dataset: tf.data.Dataset, steps: int) -> tuple[float, float]:
-    """Wall and process CPU seconds of `fit` for `steps` steps."""
-    start, cpu_start = time.perf_counter(), time.process_time()
-    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
-    return time.perf_counter() - start, time.process_time() - cpu_start
 
 
 def time_pipeline(dataset: tf.data.Dataset, steps: int) -> tuple[float, float]:

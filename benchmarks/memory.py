@@ -54,11 +54,18 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from common import effective_cores, machine_figures, positive_int, print_json_line
+from common import (
+    DEFAULT_DATA,
+    effective_cores,
+    load_posts,
+    machine_figures,
+    positive_int,
+    print_json_line,
+    warm_page_cache,
+)
 
-from mmtask.data import Posts, make_dataset, read_manifest, read_mvsa
+from mmtask.data import Posts, make_dataset, read_manifest
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mvsa_single"
 TARGET_RSS_GROWTH = 0.10
 TARGET_TIME_RATIO_DEVIATION = 0.10
 TRACE_POINTS = 10
@@ -91,16 +98,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load_posts(data: Path, limit: int | None) -> Posts:
-    """The MVSA posts, the first `limit` of them if given; exits with one line if absent."""
-    if not (data / "labelResultAll.txt").is_file():
-        sys.exit(f"memory.py: MVSA-Single not found at {data} (pass --data DIR).")
-    posts = read_mvsa(data)
-    if limit is not None and limit < len(posts):
-        posts = posts.select(posts.ids[:limit])
-    return posts
-
-
 def text_paths(data: Path, posts: Posts) -> list[str]:
     """The MVSA text file of every post (`data/ID.txt`)."""
     paths = [str((data / "data" / f"{post_id}.txt").resolve()) for post_id in posts.ids]
@@ -125,15 +122,6 @@ def write_manifest(path: Path, posts: Posts, texts: Sequence[str], copies: int) 
                 image = str(Path(posts.image_paths[i]).resolve())
                 writer.writerow([f"{copy}-{post_id}", texts[i], image, *labels])
     return copies * len(posts)
-
-
-def warm_page_cache(paths: Sequence[str]) -> int:
-    """Read every file once so neither size pays for the disk; returns bytes read."""
-    total = 0
-    for path in paths:
-        with open(path, "rb") as file:
-            total += len(file.read())
-    return total
 
 
 def status_mb(field: str) -> float:

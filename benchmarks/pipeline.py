@@ -86,13 +86,20 @@ import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from common import effective_cores, machine_figures, positive_int, print_json_line
+from common import (
+    DEFAULT_DATA,
+    effective_cores,
+    load_posts,
+    machine_figures,
+    positive_int,
+    print_json_line,
+    warm_page_cache,
+)
 from PIL import Image
 
-from mmtask.data import MvsaBuilder, Posts, make_dataset, posts_dataset_from_tfds, read_mvsa
+from mmtask.data import MvsaBuilder, Posts, make_dataset, posts_dataset_from_tfds
 from mmtask.data.augment import CONTRAST_RANGE, MAX_BRIGHTNESS_DELTA
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mvsa_single"
 TARGET_SPEEDUP = 3.0
 TARGET_AUGMENT_SPEEDUP = 5.0
 AUGMENT_VARIANTS = ("raw", "cached", "tfds")
@@ -160,16 +167,6 @@ def variant_list(text: str) -> list[str]:
             f"unknown variants {unknown}: expected some of {list(AUGMENT_VARIANTS)}"
         )
     return [name for name in AUGMENT_VARIANTS if name in names]
-
-
-def load_posts(data: Path, limit: int | None) -> Posts:
-    """The MVSA posts, the first `limit` of them if given; exits with one line if absent."""
-    if not (data / "labelResultAll.txt").is_file():
-        sys.exit(f"pipeline.py: MVSA-Single not found at {data} (pass --data DIR).")
-    posts = read_mvsa(data)
-    if limit is not None and limit < len(posts):
-        posts = posts.select(posts.ids[:limit])
-    return posts
 
 
 def tfdata_batches(
@@ -343,15 +340,6 @@ def run_figures(name: str, runs: Sequence[Run]) -> dict:
         f"{name}_cpu_ms_per_post": round(cpu_ms, 3),
         f"{name}_cores_busy": round(cpu_ms * rate / 1e3, 2),
     }
-
-
-def warm_page_cache(paths: Sequence[str]) -> int:
-    """Read every file once so neither timed path pays for the disk; returns bytes read."""
-    total = 0
-    for path in paths:
-        with open(path, "rb") as file:
-            total += len(file.read())
-    return total
 
 
 def check_same_work(

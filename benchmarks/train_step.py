@@ -47,7 +47,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 import tensorflow as tf
-from common import effective_cores, machine_figures, positive_int, print_json_line
+from common import effective_cores, machine_figures, positive_int, print_json_line, time_fit
 
 from mmtask.builder import build_model
 from mmtask.data import SENTIMENT_LABELS
@@ -147,13 +147,6 @@ def check_same_tokens(model: MultiTaskModel, baseline: keras.Model, texts: np.nd
     theirs = baseline.get_layer("text_encoder").vectorizer(texts[:64])
     if not np.array_equal(np.asarray(ours), np.asarray(theirs)):
         raise RuntimeError("The Keras baseline's vectorizer tokenizes differently from mmtask's.")
-
-
-def time_fit(model: keras.Model, dataset: tf.data.Dataset, steps: int) -> tuple[float, float]:
-    """Wall and process CPU seconds of `fit` for `steps` steps."""
-    start, cpu_start = time.perf_counter(), time.process_time()
-    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
-    return time.perf_counter() - start, time.process_time() - cpu_start
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
