@@ -69,6 +69,9 @@ class KerasHubTextEncoder(keras.layers.Layer):
         self.tokenizer = tokenizer
         self.backbone = as_layer(backbone)
         self.backbone.trainable = trainable_backbone
+        for path in self.unused_sublayers:
+            # No gradient reaches it: training it would only warn.
+            self.backbone.get_layer(path.split("/")[-1]).trainable = False
         self.sequence_length = sequence_length
         self.pooling = pooling
         self.output_dim = output_dim
@@ -90,6 +93,15 @@ class KerasHubTextEncoder(keras.layers.Layer):
     @property
     def hidden_dim(self) -> int:
         return int(self.backbone.hidden_dim)
+
+    @property
+    def unused_sublayers(self) -> tuple[str, ...]:
+        """Sublayers `call` never runs into its output: BERT's pooler, which reads [CLS].
+
+        `FineTuning` never unfreezes them.
+        """
+        names = {layer.name for layer in getattr(self.backbone, "layers", [])}
+        return ("backbone/pooled_dense",) if "pooled_dense" in names else ()
 
     @property
     def output_width(self) -> int:

@@ -44,7 +44,10 @@ class FineTuning(keras.callbacks.Callback):
     optimizer that has already taken steps over other variables is refused.
 
     Layers that no stage names keep the `trainable` flag they had when the
-    callback first saw the model.
+    callback first saw the model. A layer may name sublayers that never reach
+    its output (paths relative to it) in an `unused_sublayers` attribute, as
+    `KerasHubTextEncoder` does for BERT's pooler: no stage unfreezes them, so
+    `top_n` counts only layers that train.
 
     Args:
         schedule: FineTuneSchedule | dict. The stages (a dict is read with
@@ -148,6 +151,8 @@ class _Node:
     end: int = 0  # One past the last node of this layer's subtree (pre-order).
     own_weights: list = field(default_factory=list)
     is_batchnorm: bool = False
+    unused: bool = False  # Named in an ancestor's `unused_sublayers`: never unfrozen.
+    depth: int = 0  # Position from input to output, which `top_n` counts by.
 
 
 @dataclass
@@ -218,9 +223,11 @@ class _Plan:
             i
             for i in self._selected(stage.unfreeze)
             if not (self.nodes[i].is_batchnorm and self.schedule.batchnorm == "frozen")
+            and not self.nodes[i].unused
         ]
         if stage.top_n is not None:
-            candidates = [i for i in candidates if self.nodes[i].own_weights][-stage.top_n :]
+            candidates = [i for i in candidates if self.nodes[i].own_weights]
+            candidates = sorted(candidates, key=lambda i: self.nodes[i].depth)[-stage.top_n :]
         for index in candidates:
             state.trainable[index] = True
             state.multipliers[index] = stage.lr_multiplier
@@ -315,7 +322,39 @@ def _layer_tree(root) -> list[_Node]:
     for node, inner in zip(nodes, inner_weights, strict=True):
         node.own_weights = [w for w in node.layer.weights if id(w) not in inner]
         node.is_batchnorm = isinstance(node.layer, keras.layers.BatchNormalization)
+    unused = {
+        f"{node.path}/{sub}" if node.path else sub
+        for node in nodes
+        for sub in getattr(node.layer, "unused_sublayers", ())
+    }
+    for index, node in enumerate(nodes):
+        if node.path in unused:
+            for inner in nodes[index : node.end]:
+                inner.unused = True
+    depth = _depth_order(root)
+    for node in nodes:
+        node.depth = depth[id(node.layer)]
     return nodes
+
+
+def _depth_order(root) -> dict[int, int]:
+    """Layer id -> position in a walk that takes functional models' layers input to output.
+
+    Attribute order (which paths follow) need not be the order data flows in:
+    keras-hub's BERT keeps its token embedding in a private attribute, so it
+    would come after the transformer blocks.
+    """
+    order: dict[int, int] = {}
+
+    def visit(layer):
+        order[id(layer)] = len(order)
+        inner = list(layer.layers) if isinstance(layer, keras.Model) else []
+        for child in inner + [child for _, child in _children(layer)]:
+            if id(child) not in order:
+                visit(child)
+
+    visit(root)
+    return order
 
 
 def _children(layer):

@@ -46,9 +46,10 @@ class Stage:
         unfreeze: str | sequence of str. Patterns of layers to unfreeze,
             after `freeze` is applied.
         top_n: int | None. Unfreeze only the last `top_n` of the layers
-            `unfreeze` selects that hold weights, in layer order (the layers
-            closest to the output of a backbone). BatchNormalization layers
-            do not count under `batchnorm="frozen"`.
+            `unfreeze` selects that hold weights, in the order data flows
+            through them (the layers closest to the output of a backbone).
+            BatchNormalization layers do not count under
+            `batchnorm="frozen"`, nor layers an encoder lists as unused.
         lr_multiplier: float. Learning-rate multiplier of the variables this
             stage unfreezes (discriminative fine-tuning); 1.0 by default.
             To give layer groups different multipliers from the same point,

@@ -3,6 +3,7 @@
 import shutil
 import subprocess
 import sys
+import warnings
 
 import keras
 import keras_hub
@@ -16,6 +17,7 @@ from mmtask.export import export_saved_model
 from mmtask.heads import ClassificationHead
 from mmtask.models import MultiTaskModel
 from mmtask.testing import run_layer_test
+from mmtask.transfer import FineTuning, layer_paths
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "good", "bad", "day", "night"]
 TEXTS = np.array(["the good day", "Bad night", "good good good good good good", ""], object)
@@ -72,9 +74,9 @@ def test_layer_contract(preset):
         KerasHubTextEncoder,
         {"preset": str(path), "sequence_length": 6, "output_dim": 3, "trainable_backbone": True},
         TEXTS,
+        # Every trainable weight gets a gradient: BERT's pooler, which this
+        # encoder never uses, stays frozen.
         expected_output_shape=(4, 3),
-        # BERT's pooler reads the [CLS] state; this encoder pools the sequence itself.
-        no_gradient_expected=("pooled_dense",),
     )
 
 
@@ -116,6 +118,38 @@ def test_saved_and_exported_without_the_preset(preset, tmp_path):
     np.testing.assert_allclose(served, expected, atol=1e-5)
     labels = json.loads((exported / "assets" / "mmtask_labels.json").read_text())
     assert labels["requires_imports"] == ["tensorflow_text"]
+
+
+@pytest.mark.parametrize("top_n", [None, 1])
+def test_fine_tuning_never_unfreezes_the_unused_pooler(preset, top_n):
+    path, _, _ = preset
+    keras.utils.set_random_seed(0)
+    model = MultiTaskModel(
+        encoders={"text": KerasHubTextEncoder(preset=str(path), sequence_length=6)},
+        heads={"t": ClassificationHead(2)},
+        task_inputs={"t": "text"},
+        label_names={"t": ["no", "yes"]},
+    )
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    schedule = {"stages": [{"at": 0, "unfreeze": "encoders/text/backbone", "top_n": top_n}]}
+    paths = layer_paths(model)
+    pooler = paths["encoders/text/backbone/pooled_dense"].get_weights()
+    last = paths["encoders/text/backbone/transformer_layers/0"].get_weights()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(
+            {"text": TEXTS},
+            {"t": np.array([0, 1, 0, 1])},
+            epochs=1,
+            verbose=0,
+            callbacks=[FineTuning(schedule)],
+        )
+    assert not [w for w in caught if "Gradients do not exist" in str(w.message)]
+    pooler_after = paths["encoders/text/backbone/pooled_dense"].get_weights()
+    for before, after in zip(pooler, pooler_after, strict=True):
+        np.testing.assert_array_equal(before, after)
+    trained = paths["encoders/text/backbone/transformer_layers/0"].get_weights()
+    assert any(not np.array_equal(b, a) for b, a in zip(last, trained, strict=True))
 
 
 def test_bad_arguments(tmp_path):
