@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 import keras
 
+from mmtask.encoders.pooled import PooledEncoder
 from mmtask.encoders.presets import as_layer, local_path
 from mmtask.encoders.sequences import encoder_output, encoder_output_spec, image_patches
 from mmtask.errors import MmtaskError
@@ -26,7 +27,7 @@ def application_names() -> list[str]:
 
 
 @IMAGE_ENCODERS.register("keras_applications")
-class KerasApplicationsImageEncoder(keras.layers.Layer):
+class KerasApplicationsImageEncoder(PooledEncoder):
     """A `keras.applications` model without its classifier, pooled to a vector.
 
     Args:
@@ -68,7 +69,7 @@ class KerasApplicationsImageEncoder(keras.layers.Layer):
         trainable_backbone: bool = False,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(output_dim=output_dim, **kwargs)
         if application not in application_names():
             raise ValueError(
                 f"Invalid value for `application`: expected one of {application_names()}. "
@@ -97,36 +98,21 @@ class KerasApplicationsImageEncoder(keras.layers.Layer):
         self.preprocess_input = getattr(keras.applications, family).preprocess_input
         self.application = application
         self.pooling = pooling
-        self.output_dim = output_dim
         self.trainable_backbone = trainable_backbone
         self.pool = (
             keras.layers.GlobalAveragePooling2D(name="pool")
             if pooling == "avg"
             else keras.layers.GlobalMaxPooling2D(name="pool")
         )
-        self.projection = (
-            keras.layers.Dense(output_dim, activation="relu", name="projection")
-            if output_dim
-            else None
-        )
 
     @property
     def feature_dim(self) -> int:
         return int(self.backbone.output.shape[-1])
 
-    @property
-    def output_width(self) -> int:
-        return self.output_dim or self.feature_dim
-
-    def build(self, input_shape):
-        if self.projection is not None:
-            self.projection.build((None, self.feature_dim))
-        self.built = True
-
     def call(self, images, training=None, return_sequence=False):
         features = self.backbone(self.preprocess_input(images), training=training)
         pooled = self.pool(features)
-        vector = self.projection(pooled) if self.projection is not None else pooled
+        vector = self.project(pooled)
         sequence, mask = image_patches(features) if return_sequence else (None, None)
         return encoder_output(vector, sequence, mask, return_sequence)
 
@@ -149,7 +135,6 @@ class KerasApplicationsImageEncoder(keras.layers.Layer):
                 "application": self.application,
                 "backbone": keras.layers.serialize(self.backbone),
                 "pooling": self.pooling,
-                "output_dim": self.output_dim,
                 "trainable_backbone": self.trainable_backbone,
             }
         )

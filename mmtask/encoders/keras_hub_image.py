@@ -11,13 +11,14 @@ from __future__ import annotations
 import keras
 import keras_hub
 
+from mmtask.encoders.pooled import PooledEncoder
 from mmtask.encoders.presets import as_layer, from_preset
 from mmtask.encoders.sequences import encoder_output, encoder_output_spec, image_patches
 from mmtask.registry import IMAGE_ENCODERS
 
 
 @IMAGE_ENCODERS.register("keras_hub")
-class KerasHubImageEncoder(keras.layers.Layer):
+class KerasHubImageEncoder(PooledEncoder):
     """A keras-hub image backbone (EfficientNet, ResNet, ...) pooled to a vector.
 
     Args:
@@ -53,7 +54,7 @@ class KerasHubImageEncoder(keras.layers.Layer):
         trainable_backbone: bool = False,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(output_dim=output_dim, **kwargs)
         if (preset is None) == (backbone is None):
             raise ValueError(
                 "Give exactly one of `preset` and `backbone`. "
@@ -70,7 +71,6 @@ class KerasHubImageEncoder(keras.layers.Layer):
         self.scale = scale
         self.offset = offset
         self.pooling = pooling
-        self.output_dim = output_dim
         self.trainable_backbone = trainable_backbone
         self.rescale = keras.layers.Rescaling(scale, offset=offset, name="rescale")
         self.pool = (
@@ -78,30 +78,19 @@ class KerasHubImageEncoder(keras.layers.Layer):
             if pooling == "avg"
             else keras.layers.GlobalMaxPooling2D(name="pool")
         )
-        self.projection = (
-            keras.layers.Dense(output_dim, activation="relu", name="projection")
-            if output_dim
-            else None
-        )
 
     @property
     def feature_dim(self) -> int:
         return int(self.backbone.output.shape[-1])
 
-    @property
-    def output_width(self) -> int:
-        return self.output_dim or self.feature_dim
-
     def build(self, input_shape):
         self.rescale.build(input_shape)
-        if self.projection is not None:
-            self.projection.build((None, self.feature_dim))
-        self.built = True
+        super().build(input_shape)
 
     def call(self, images, training=None, return_sequence=False):
         features = self.backbone(self.rescale(images), training=training)
         pooled = self.pool(features)
-        vector = self.projection(pooled) if self.projection is not None else pooled
+        vector = self.project(pooled)
         sequence, mask = image_patches(features) if return_sequence else (None, None)
         return encoder_output(vector, sequence, mask, return_sequence)
 
@@ -125,7 +114,6 @@ class KerasHubImageEncoder(keras.layers.Layer):
                 "scale": self.scale,
                 "offset": self.offset,
                 "pooling": self.pooling,
-                "output_dim": self.output_dim,
                 "trainable_backbone": self.trainable_backbone,
             }
         )

@@ -12,13 +12,14 @@ import keras
 import keras_hub
 from keras import ops
 
+from mmtask.encoders.pooled import PooledEncoder
 from mmtask.encoders.presets import as_layer, from_preset
 from mmtask.encoders.sequences import encoder_output, encoder_output_spec, masked_mean
 from mmtask.registry import TEXT_ENCODERS
 
 
 @TEXT_ENCODERS.register("keras_hub")
-class KerasHubTextEncoder(keras.layers.Layer):
+class KerasHubTextEncoder(PooledEncoder):
     """A keras-hub BERT-style backbone with its tokenizer, pooled to a sentence vector.
 
     Args:
@@ -51,7 +52,7 @@ class KerasHubTextEncoder(keras.layers.Layer):
         trainable_backbone: bool = False,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(output_dim=output_dim, **kwargs)
         if (preset is None) == (backbone is None or tokenizer is None):
             raise ValueError(
                 "Give either `preset`, or both `tokenizer` and `backbone`. Received: "
@@ -74,7 +75,6 @@ class KerasHubTextEncoder(keras.layers.Layer):
             self.backbone.get_layer(path.split("/")[-1]).trainable = False
         self.sequence_length = sequence_length
         self.pooling = pooling
-        self.output_dim = output_dim
         self.trainable_backbone = trainable_backbone
         self.packer = keras_hub.layers.StartEndPacker(
             sequence_length=sequence_length,
@@ -84,14 +84,9 @@ class KerasHubTextEncoder(keras.layers.Layer):
             return_padding_mask=True,
             name="packer",
         )
-        self.projection = (
-            keras.layers.Dense(output_dim, activation="relu", name="projection")
-            if output_dim
-            else None
-        )
 
     @property
-    def hidden_dim(self) -> int:
+    def feature_dim(self) -> int:
         return int(self.backbone.hidden_dim)
 
     @property
@@ -102,15 +97,6 @@ class KerasHubTextEncoder(keras.layers.Layer):
         """
         names = {layer.name for layer in getattr(self.backbone, "layers", [])}
         return ("backbone/pooled_dense",) if "pooled_dense" in names else ()
-
-    @property
-    def output_width(self) -> int:
-        return self.output_dim or self.hidden_dim
-
-    def build(self, input_shape):
-        if self.projection is not None:
-            self.projection.build((None, self.hidden_dim))
-        self.built = True
 
     def call(self, texts, training=None, return_sequence=False):
         token_ids, padding_mask = self.packer(self.tokenizer(texts))
@@ -123,7 +109,7 @@ class KerasHubTextEncoder(keras.layers.Layer):
             training=training,
         )["sequence_output"]
         pooled = hidden[:, 0, :] if self.pooling == "cls" else masked_mean(hidden, padding_mask)
-        vector = self.projection(pooled) if self.projection is not None else pooled
+        vector = self.project(pooled)
         return encoder_output(vector, hidden, padding_mask, return_sequence)
 
     def compute_output_spec(self, texts, training=None, return_sequence=False):
@@ -131,7 +117,7 @@ class KerasHubTextEncoder(keras.layers.Layer):
             texts.shape[0],
             self.output_width,
             self.sequence_length,
-            self.hidden_dim,
+            self.feature_dim,
             return_sequence,
             self.compute_dtype,
         )
@@ -144,7 +130,6 @@ class KerasHubTextEncoder(keras.layers.Layer):
                 "backbone": keras.layers.serialize(self.backbone),
                 "sequence_length": self.sequence_length,
                 "pooling": self.pooling,
-                "output_dim": self.output_dim,
                 "trainable_backbone": self.trainable_backbone,
             }
         )

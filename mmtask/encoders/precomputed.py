@@ -17,12 +17,13 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from mmtask.encoders.pooled import PooledEncoder
 from mmtask.encoders.sequences import encoder_output, encoder_output_spec, masked_mean
 from mmtask.registry import IMAGE_ENCODERS, TEXT_ENCODERS
 
 
 @keras.saving.register_keras_serializable(package="mmtask")
-class PrecomputedEncoder(keras.layers.Layer):
+class PrecomputedEncoder(PooledEncoder):
     """Reads a modality's precomputed features: vectors (B, D) or sequences (B, L, D).
 
     Args:
@@ -48,7 +49,7 @@ class PrecomputedEncoder(keras.layers.Layer):
         modality: str = "image",
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(output_dim=output_dim, **kwargs)
         if int(feature_dim) < 1:
             raise ValueError(
                 f"Invalid value for `feature_dim`: expected >= 1. Received: {feature_dim}"
@@ -62,15 +63,13 @@ class PrecomputedEncoder(keras.layers.Layer):
             raise ValueError(
                 f"Invalid value for `modality`: expected 'text' or 'image'. Received: {modality!r}"
             )
-        self.feature_dim = int(feature_dim)
+        self._feature_dim = int(feature_dim)
         self.sequence_length = None if sequence_length is None else int(sequence_length)
-        self.output_dim = output_dim
         self.modality = modality
-        self.projection = (
-            keras.layers.Dense(output_dim, activation="relu", name="projection")
-            if output_dim
-            else None
-        )
+
+    @property
+    def feature_dim(self) -> int:
+        return self._feature_dim
 
     @property
     def feature_shape(self) -> tuple[int, ...]:
@@ -78,15 +77,6 @@ class PrecomputedEncoder(keras.layers.Layer):
         if self.sequence_length is None:
             return (self.feature_dim,)
         return (self.sequence_length, self.feature_dim)
-
-    @property
-    def output_width(self) -> int:
-        return self.output_dim or self.feature_dim
-
-    def build(self, input_shape):
-        if self.projection is not None:
-            self.projection.build((None, self.feature_dim))
-        self.built = True
 
     def call(self, features, training=None, return_sequence=False):
         if self.sequence_length is None:
@@ -97,7 +87,7 @@ class PrecomputedEncoder(keras.layers.Layer):
             sequence = features
             mask = ops.any(ops.not_equal(features, 0), axis=-1)
             pooled = masked_mean(features, mask)
-        vector = self.projection(pooled) if self.projection is not None else pooled
+        vector = self.project(pooled)
         return encoder_output(vector, sequence, mask, return_sequence)
 
     def compute_output_spec(self, features, training=None, return_sequence=False):
@@ -116,7 +106,6 @@ class PrecomputedEncoder(keras.layers.Layer):
             {
                 "feature_dim": self.feature_dim,
                 "sequence_length": self.sequence_length,
-                "output_dim": self.output_dim,
                 "modality": self.modality,
             }
         )

@@ -12,12 +12,13 @@ import keras
 import keras_hub
 from keras import ops
 
+from mmtask.encoders.pooled import PooledEncoder
 from mmtask.encoders.sequences import encoder_output, encoder_output_spec, masked_mean
 from mmtask.registry import TEXT_ENCODERS
 
 
 @TEXT_ENCODERS.register("transformer")
-class TransformerTextEncoder(keras.layers.Layer):
+class TransformerTextEncoder(PooledEncoder):
     """Strings -> token ids -> token + position embeddings -> transformer -> masked mean.
 
     With `return_sequence=True` it also returns the token states and padding mask.
@@ -58,7 +59,7 @@ class TransformerTextEncoder(keras.layers.Layer):
         vocabulary: Sequence[str] | None = None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(output_dim=output_dim, **kwargs)
         self.max_tokens = max_tokens
         self.sequence_length = sequence_length
         self.embed_dim = embed_dim
@@ -66,7 +67,6 @@ class TransformerTextEncoder(keras.layers.Layer):
         self.num_heads = num_heads
         self.intermediate_dim = intermediate_dim
         self.dropout = dropout
-        self.output_dim = output_dim
         self.vocabulary = list(vocabulary) if vocabulary is not None else None
         self.vectorizer = keras.layers.TextVectorization(
             max_tokens=max_tokens,
@@ -90,15 +90,10 @@ class TransformerTextEncoder(keras.layers.Layer):
             )
             for i in range(num_layers)
         ]
-        self.projection = (
-            keras.layers.Dense(output_dim, activation="relu", name="projection")
-            if output_dim
-            else None
-        )
 
     @property
-    def output_width(self) -> int:
-        return self.output_dim or self.embed_dim
+    def feature_dim(self) -> int:
+        return self.embed_dim
 
     def adapt(self, texts: Sequence[str], batch_size: int = 1024) -> None:
         """Learn the vocabulary from training texts."""
@@ -118,9 +113,7 @@ class TransformerTextEncoder(keras.layers.Layer):
         self.embedding.build(sequence_shape)
         for block in self.blocks:
             block.build((None, self.sequence_length, self.embed_dim))
-        if self.projection is not None:
-            self.projection.build((None, self.embed_dim))
-        self.built = True
+        super().build(input_shape)
 
     def call(self, texts, training=None, return_sequence=False):
         token_ids = self.vectorizer(texts)
@@ -128,9 +121,7 @@ class TransformerTextEncoder(keras.layers.Layer):
         x = self.embedding(token_ids)
         for block in self.blocks:
             x = block(x, padding_mask=padding_mask, training=training)
-        pooled = masked_mean(x, padding_mask)
-        if self.projection is not None:
-            pooled = self.projection(pooled)
+        pooled = self.project(masked_mean(x, padding_mask))
         return encoder_output(pooled, x, padding_mask, return_sequence)
 
     def compute_output_spec(self, texts, training=None, return_sequence=False):
@@ -154,7 +145,6 @@ class TransformerTextEncoder(keras.layers.Layer):
                 "num_heads": self.num_heads,
                 "intermediate_dim": self.intermediate_dim,
                 "dropout": self.dropout,
-                "output_dim": self.output_dim,
                 "vocabulary": self.vocabulary,
             }
         )

@@ -27,6 +27,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from mmtask.encoders.pooled import PooledEncoder
 from mmtask.encoders.presets import local_path
 from mmtask.encoders.sequences import encoder_output, encoder_output_spec, image_patches
 from mmtask.registry import IMAGE_ENCODERS, TEXT_ENCODERS
@@ -167,7 +168,7 @@ class SavedModelLayer(keras.layers.Layer):
         return super().from_config(config)
 
 
-class _TFHubEncoder(keras.layers.Layer):
+class _TFHubEncoder(PooledEncoder):
     """A `SavedModelLayer` pooled to a vector, with an optional dense projection."""
 
     def __init__(
@@ -180,7 +181,7 @@ class _TFHubEncoder(keras.layers.Layer):
         trainable_backbone: bool = False,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(output_dim=output_dim, **kwargs)
         if pooling not in ("avg", "max", None):
             raise ValueError(
                 f"Invalid value for `pooling`: expected 'avg', 'max' or None. Received: {pooling!r}"
@@ -197,27 +198,15 @@ class _TFHubEncoder(keras.layers.Layer):
         self.signature = signature
         self.output_key = output_key
         self.pooling = pooling
-        self.output_dim = output_dim
         self.trainable_backbone = trainable_backbone
-        self.projection = (
-            keras.layers.Dense(output_dim, activation="relu", name="projection")
-            if output_dim
-            else None
-        )
 
     @property
     def feature_dim(self) -> int:
         return self.module.feature_dim
 
-    @property
-    def output_width(self) -> int:
-        return self.output_dim or self.feature_dim
-
     def build(self, input_shape):
         self.module.build(input_shape)
-        if self.projection is not None:
-            self.projection.build((None, self.feature_dim))
-        self.built = True
+        super().build(input_shape)
 
     def _module_input(self, inputs):
         return inputs
@@ -240,7 +229,7 @@ class _TFHubEncoder(keras.layers.Layer):
             pooled = ops.max(features, axis=axes)
         else:
             pooled = ops.mean(features, axis=axes)
-        vector = self.projection(pooled) if self.projection is not None else pooled
+        vector = self.project(pooled)
         sequence, mask = None, None
         if return_sequence and self.module.output_rank == 4:
             sequence, mask = image_patches(features)
@@ -270,7 +259,6 @@ class _TFHubEncoder(keras.layers.Layer):
                 "signature": self.signature,
                 "output_key": self.output_key,
                 "pooling": self.pooling,
-                "output_dim": self.output_dim,
                 "trainable_backbone": self.trainable_backbone,
             }
         )

@@ -28,7 +28,7 @@ pytestmark = [
 
 def test_minilm_sentence_vectors_rank_paraphrases_first():
     encoder = KerasHubTextEncoder(preset=str(minilm_folder()), sequence_length=32)
-    assert encoder.hidden_dim == 384
+    assert encoder.feature_dim == 384
     assert encoder.backbone.count_params() == pytest.approx(22.7e6, rel=0.01)
     texts = np.array(
         [
