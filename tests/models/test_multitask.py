@@ -192,6 +192,26 @@ def test_keras_file_round_trip(tmp_path):
     loaded.fit(x, y, epochs=1, batch_size=6, verbose=0)
 
 
+def test_frozen_layers_stay_frozen_after_a_keras_file_round_trip(tmp_path):
+    model = make_model()
+    model.encoders["text"].trainable = False
+    model.compile(optimizer="adam")
+    x, y = make_batch()
+    model.fit(x, y, epochs=1, batch_size=6, verbose=0)
+    model.save(tmp_path / "model.keras")
+    with warnings.catch_warnings():
+        # Keras warns when the saved optimizer state does not fit the variables.
+        warnings.simplefilter("error", UserWarning)
+        loaded = keras.models.load_model(tmp_path / "model.keras")
+    assert [v.path for v in loaded.trainable_variables] == [
+        v.path for v in model.trainable_variables
+    ]
+    frozen = [v.numpy() for v in loaded.encoders["text"].weights]
+    loaded.fit(x, y, epochs=1, batch_size=6, verbose=0)
+    for before, variable in zip(frozen, loaded.encoders["text"].weights, strict=True):
+        np.testing.assert_array_equal(before, variable.numpy())
+
+
 def test_text_only_model_without_fusion():
     from mmtask.encoders import TransformerTextEncoder
     from mmtask.heads import ClassificationHead
