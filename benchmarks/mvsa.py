@@ -12,7 +12,9 @@ Suites:
   (c) the same, then the top layers of the text backbone unfrozen by a
   `FineTuneSchedule` (the image features stay frozen, see `--help`);
   (d) a transformer text encoder pre-trained on airline tweets and
-  fine-tuned, with the frozen EfficientNet-Lite0 features.
+  fine-tuned, with the frozen EfficientNet-Lite0 features; (d') MiniLM
+  fine-tuned on the airline tweets (one epoch, once, cached), then frozen;
+  (d'') that MiniLM unfrozen on MVSA by the schedule of (c).
 - `fusion`: every fusion module x {static, uncertainty, dwa} loss weighting
   on the frozen pretrained features (token / patch sequences for
   `cross_attention`), post accuracy with the text or the image removed at
@@ -56,7 +58,12 @@ from mmtask.encoders import KerasHubImageEncoder, KerasHubTextEncoder  # noqa: E
 from mmtask.evaluation import evaluate_model, modality_contributions  # noqa: E402
 from mmtask.retrieval import embed_posts, recall_at_k  # noqa: E402
 from mmtask.spec import ComponentSpec, ModelSpec, TaskSpec  # noqa: E402
-from mmtask.transfer import precompute_features, pretrain_text_encoder, save_encoder  # noqa: E402
+from mmtask.transfer import (  # noqa: E402
+    load_encoder,
+    precompute_features,
+    pretrain_text_encoder,
+    save_encoder,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -70,6 +77,9 @@ TEXT_TOKENS = 64
 # heads did best of {1e-3, 3e-4, 1e-4} x {0.3, 0.5} on seed 0 (frozen row).
 FEATURE_LR = 3e-4
 DROPOUT = 0.5
+# MiniLM fine-tuned on the airline tweets before MVSA: the usual BERT fine-tuning setting.
+AIRLINE_MINILM_LR = 5e-5
+AIRLINE_MINILM_EPOCHS = 1
 
 
 def log(message: str) -> None:
@@ -141,6 +151,25 @@ def cached_features(posts: Posts, split: str, cache_dir: Path) -> dict[str, np.n
     return features
 
 
+def airline_minilm_features(
+    posts: Posts, split: str, args: argparse.Namespace
+) -> dict[str, np.ndarray]:
+    """Mean-pooled text vectors of `posts` from MiniLM fine-tuned on airline tweets (cached)."""
+    path = args.cache_dir / f"{split}_airline_minilm_text.npz"
+    if path.is_file():
+        stored = np.load(path)
+        if list(stored["ids"]) == posts.ids:
+            return {"text": stored["text"]}
+    encoder_path = args.cache_dir / "airline_minilm_encoder.keras"
+    if not encoder_path.exists():
+        pretrain_airline_minilm(args.airline, encoder_path)
+    log(f"computing airline-MiniLM text vectors of {len(posts)} {split} posts (cached in {path})")
+    encoder = load_encoder(encoder_path, trainable=False)
+    with_text, _ = precompute_features(posts, encoder, "text", verbose=2)
+    np.savez(path, ids=np.asarray(posts.ids), text=with_text.features["text"])
+    return {"text": with_text.features["text"]}
+
+
 def sequence_mean(sequence: np.ndarray) -> np.ndarray:
     """Mean over the non-padding (not all-zero) positions, as `PrecomputedEncoder` pools."""
     sequence = sequence.astype(np.float32)
@@ -149,8 +178,10 @@ def sequence_mean(sequence: np.ndarray) -> np.ndarray:
 
 
 def with_features(posts: Posts, features: dict[str, np.ndarray], sequences: bool) -> Posts:
+    """`posts` with these features; sequences are mean-pooled unless `sequences`."""
     for modality, values in features.items():
-        values = values.astype(np.float32) if sequences else sequence_mean(values)
+        if values.ndim == 3:
+            values = values.astype(np.float32) if sequences else sequence_mean(values)
         posts = posts.with_features(modality, values)
     return posts
 
@@ -158,7 +189,7 @@ def with_features(posts: Posts, features: dict[str, np.ndarray], sequences: bool
 def precomputed(features: dict[str, np.ndarray], modality: str, sequences: bool) -> ComponentSpec:
     values = features[modality]
     options = {"feature_dim": int(values.shape[-1])}
-    if sequences:
+    if sequences and values.ndim == 3:
         options["sequence_length"] = int(values.shape[1])
     return ComponentSpec("precomputed", options)
 
@@ -236,8 +267,10 @@ def epoch_log(name: str, seed: int) -> keras.callbacks.Callback:
     """One progress line per epoch on stderr: the losses that select the epoch."""
 
     def line(epoch: int, logs: dict) -> None:
-        log(f"{name} seed {seed} epoch {epoch}: loss {logs['loss']:.4f}, "
-            f"val_loss {logs['val_loss']:.4f}")
+        log(
+            f"{name} seed {seed} epoch {epoch}: loss {logs['loss']:.4f}, "
+            f"val_loss {logs['val_loss']:.4f}"
+        )
 
     return keras.callbacks.LambdaCallback(on_epoch_end=line)
 
@@ -303,6 +336,18 @@ def transfer_runs(args, train_posts: Posts, val_posts: Posts) -> list[Run]:
 
     airline_encoder = args.cache_dir / "airline_text_encoder.keras"
 
+    def airline_minilm_unfreezing_spec() -> ModelSpec:
+        airline_minilm_features(train_posts, "train", args)  # makes the encoder if absent
+        spec = frozen_spec()
+        spec.text_encoder = ComponentSpec(
+            "saved", {"path": str(args.cache_dir / "airline_minilm_encoder.keras")}
+        )
+        return spec
+
+    def airline_minilm_posts(posts: Posts, split: str, image: np.ndarray) -> Posts:
+        text = airline_minilm_features(posts, split, args)["text"]
+        return with_features(posts, {"text": text, "image": image}, False)
+
     def airline_spec() -> ModelSpec:
         if not airline_encoder.exists():
             pretrain_airline(args.airline, airline_encoder)
@@ -350,6 +395,25 @@ def transfer_runs(args, train_posts: Posts, val_posts: Posts) -> list[Run]:
             args.scratch_epochs,
             learning_rate=FEATURE_LR,
         ),
+        Run(
+            "airline_minilm",
+            "(d') MiniLM fine-tuned on airline tweets, then frozen; frozen EfficientNet",
+            frozen_spec,
+            lambda: airline_minilm_posts(train_posts, "train", train_features["image"]),
+            lambda: airline_minilm_posts(val_posts, "val", val_features["image"]),
+            args.epochs,
+            learning_rate=FEATURE_LR,
+        ),
+        Run(
+            "airline_minilm_unfrozen",
+            f"(d'') as (d'), then as (c): MiniLM layers 4-5 unfrozen after {frozen_epochs} epochs",
+            airline_minilm_unfreezing_spec,
+            lambda: with_features(train_posts, image_only, False),
+            lambda: with_features(val_posts, val_image_only, False),
+            frozen_epochs + args.unfreeze_epochs,
+            learning_rate=FEATURE_LR,
+            fine_tuning=schedule,
+        ),
     ]
 
 
@@ -366,6 +430,34 @@ def pretrain_airline(csv: Path, target: Path) -> None:
         verbose=0,
     )
     log(f"airline pre-training: {result.history}")
+    save_encoder(result.encoder, target, "text")
+
+
+def pretrain_airline_minilm(csv: Path, target: Path) -> None:
+    """MiniLM fine-tuned on the airline tweets' sentiment (intermediate-task transfer)."""
+    log(f"fine-tuning all-MiniLM-L6-v2 on {csv}")
+    tweets = read_manifest(
+        csv, text_column="text", image_column=None, label_columns=["airline_sentiment"]
+    )
+    encoder = ComponentSpec(
+        "keras_hub",
+        {
+            "preset": str(minilm_folder()),
+            "sequence_length": TEXT_TOKENS,
+            "trainable_backbone": True,
+        },
+    )
+    result = pretrain_text_encoder(
+        tweets.texts,
+        tweets.labels["airline_sentiment"],
+        num_classes=len(tweets.label_names["airline_sentiment"]),
+        encoder=encoder,
+        epochs=AIRLINE_MINILM_EPOCHS,
+        batch_size=32,
+        learning_rate=AIRLINE_MINILM_LR,
+        verbose=2,
+    )
+    log(f"airline MiniLM fine-tuning: {result.history}")
     save_encoder(result.encoder, target, "text")
 
 
@@ -481,7 +573,7 @@ def write_section(path: Path, suite: str, body: str) -> None:
     text = path.read_text(encoding="utf-8") if path.is_file() else ""
     block = f"{start}\n{body}\n{end}"
     if start in text and end in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
     else:
         text = text.rstrip("\n") + ("\n\n" if text else "") + block + "\n"
     path.write_text(text, encoding="utf-8")
