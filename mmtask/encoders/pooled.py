@@ -27,11 +27,12 @@ class PooledEncoder(keras.layers.Layer):
 
     def __init__(self, output_dim: int | None = None, **kwargs):
         super().__init__(**kwargs)
-        if output_dim is not None and (isinstance(output_dim, bool) or int(output_dim) < 1):
+        if output_dim is not None and (isinstance(output_dim, bool) or int(output_dim) < 0):
             raise ValueError(
-                f"Invalid value for `output_dim`: expected None or >= 1. Received: {output_dim!r}"
+                "Invalid value for `output_dim`: expected None (or 0) for no projection, "
+                f"or >= 1. Received: {output_dim!r}"
             )
-        self.output_dim = None if output_dim is None else int(output_dim)
+        self.output_dim = int(output_dim) if output_dim else None
 
     @property
     def feature_dim(self) -> int:
@@ -45,8 +46,9 @@ class PooledEncoder(keras.layers.Layer):
 
     def build(self, input_shape):
         if self.output_dim and self.projection is None:
+            # Frozen with its encoder if the encoder was frozen before being built.
             self.projection = keras.layers.Dense(
-                self.output_dim, activation="relu", name="projection"
+                self.output_dim, activation="relu", trainable=self.trainable, name="projection"
             )
             self.projection.build((None, self.feature_dim))
         self.built = True
