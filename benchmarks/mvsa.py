@@ -131,10 +131,9 @@ def cached_features(posts: Posts, split: str, cache_dir: Path) -> dict[str, np.n
     Stored as float16 sequences; vectors are their means over non-padding positions.
     """
     path = cache_dir / f"{split}_features.npz"
-    if path.is_file():
-        stored = np.load(path)
-        if list(stored["ids"]) == posts.ids:
-            return {m: stored[m] for m in ("text", "image")}
+    stored = stored_features(path, posts)
+    if stored is not None:
+        return stored
     log(f"computing frozen features of {len(posts)} {split} posts (cached in {path})")
     text_encoder = KerasHubTextEncoder(preset=str(minilm_folder()), sequence_length=TEXT_TOKENS)
     image_encoder = KerasHubImageEncoder(preset=str(IMAGE_PRESET))
@@ -151,20 +150,26 @@ def cached_features(posts: Posts, split: str, cache_dir: Path) -> dict[str, np.n
     return features
 
 
+def stored_features(path: Path, posts: Posts) -> dict[str, np.ndarray] | None:
+    """The features cached at `path`, if they were computed for exactly these posts."""
+    if not path.is_file():
+        return None
+    stored = np.load(path)
+    if list(stored["ids"]) != posts.ids:
+        return None
+    return {key: stored[key] for key in stored.files if key != "ids"}
+
+
 def airline_minilm_features(
     posts: Posts, split: str, args: argparse.Namespace
 ) -> dict[str, np.ndarray]:
     """Mean-pooled text vectors of `posts` from MiniLM fine-tuned on airline tweets (cached)."""
     path = args.cache_dir / f"{split}_airline_minilm_text.npz"
-    if path.is_file():
-        stored = np.load(path)
-        if list(stored["ids"]) == posts.ids:
-            return {"text": stored["text"]}
-    encoder_path = args.cache_dir / "airline_minilm_encoder.keras"
-    if not encoder_path.exists():
-        pretrain_airline_minilm(args.airline, encoder_path)
+    stored = stored_features(path, posts)
+    if stored is not None:
+        return stored
     log(f"computing airline-MiniLM text vectors of {len(posts)} {split} posts (cached in {path})")
-    encoder = load_encoder(encoder_path, trainable=False)
+    encoder = load_encoder(airline_minilm_encoder(args), trainable=False)
     with_text, _ = precompute_features(posts, encoder, "text", verbose=2)
     np.savez(path, ids=np.asarray(posts.ids), text=with_text.features["text"])
     return {"text": with_text.features["text"]}
@@ -337,11 +342,8 @@ def transfer_runs(args, train_posts: Posts, val_posts: Posts) -> list[Run]:
     airline_encoder = args.cache_dir / "airline_text_encoder.keras"
 
     def airline_minilm_unfreezing_spec() -> ModelSpec:
-        airline_minilm_features(train_posts, "train", args)  # makes the encoder if absent
         spec = frozen_spec()
-        spec.text_encoder = ComponentSpec(
-            "saved", {"path": str(args.cache_dir / "airline_minilm_encoder.keras")}
-        )
+        spec.text_encoder = ComponentSpec("saved", {"path": str(airline_minilm_encoder(args))})
         return spec
 
     def airline_minilm_posts(posts: Posts, split: str, image: np.ndarray) -> Posts:
@@ -350,7 +352,7 @@ def transfer_runs(args, train_posts: Posts, val_posts: Posts) -> list[Run]:
 
     def airline_spec() -> ModelSpec:
         if not airline_encoder.exists():
-            pretrain_airline(args.airline, airline_encoder)
+            pretrain_on_airline(args.airline, airline_encoder, epochs=4, verbose=0)
         spec = frozen_spec()
         spec.text_encoder = ComponentSpec("saved", {"path": str(airline_encoder)})
         return spec
@@ -417,48 +419,47 @@ def transfer_runs(args, train_posts: Posts, val_posts: Posts) -> list[Run]:
     ]
 
 
-def pretrain_airline(csv: Path, target: Path) -> None:
-    log(f"pre-training a transformer text encoder on {csv}")
+def pretrain_on_airline(
+    csv: Path, target: Path, encoder: ComponentSpec | None = None, **settings
+) -> None:
+    """Pre-trains a text encoder (the default transformer if None) on the airline sentiment."""
+    log(f"pre-training the text encoder {encoder or 'transformer'} on {csv}")
     tweets = read_manifest(
         csv, text_column="text", image_column=None, label_columns=["airline_sentiment"]
-    )
-    result = pretrain_text_encoder(
-        tweets.texts,
-        tweets.labels["airline_sentiment"],
-        num_classes=len(tweets.label_names["airline_sentiment"]),
-        epochs=4,
-        verbose=0,
-    )
-    log(f"airline pre-training: {result.history}")
-    save_encoder(result.encoder, target, "text")
-
-
-def pretrain_airline_minilm(csv: Path, target: Path) -> None:
-    """MiniLM fine-tuned on the airline tweets' sentiment (intermediate-task transfer)."""
-    log(f"fine-tuning all-MiniLM-L6-v2 on {csv}")
-    tweets = read_manifest(
-        csv, text_column="text", image_column=None, label_columns=["airline_sentiment"]
-    )
-    encoder = ComponentSpec(
-        "keras_hub",
-        {
-            "preset": str(minilm_folder()),
-            "sequence_length": TEXT_TOKENS,
-            "trainable_backbone": True,
-        },
     )
     result = pretrain_text_encoder(
         tweets.texts,
         tweets.labels["airline_sentiment"],
         num_classes=len(tweets.label_names["airline_sentiment"]),
         encoder=encoder,
-        epochs=AIRLINE_MINILM_EPOCHS,
-        batch_size=32,
-        learning_rate=AIRLINE_MINILM_LR,
-        verbose=2,
+        **settings,
     )
-    log(f"airline MiniLM fine-tuning: {result.history}")
+    log(f"airline pre-training: {result.history}")
     save_encoder(result.encoder, target, "text")
+
+
+def airline_minilm_encoder(args: argparse.Namespace) -> Path:
+    """MiniLM fine-tuned on the airline tweets (intermediate-task transfer), made once."""
+    path = args.cache_dir / "airline_minilm_encoder.keras"
+    if not path.exists():
+        minilm = ComponentSpec(
+            "keras_hub",
+            {
+                "preset": str(minilm_folder()),
+                "sequence_length": TEXT_TOKENS,
+                "trainable_backbone": True,
+            },
+        )
+        pretrain_on_airline(
+            args.airline,
+            path,
+            minilm,
+            epochs=AIRLINE_MINILM_EPOCHS,
+            batch_size=32,
+            learning_rate=AIRLINE_MINILM_LR,
+            verbose=2,
+        )
+    return path
 
 
 def fusion_runs(args, train_posts: Posts, val_posts: Posts) -> list[Run]:
