@@ -15,7 +15,7 @@ from keras import ops
 
 from mmtask.errors import MmtaskError
 from mmtask.models.presence import ModalityPresence, fill_missing
-from mmtask.transfer.fine_tuning import FineTuning
+from mmtask.transfer.fine_tuning import FineTuning, apply_frozen_flags
 from mmtask.weighting.base import LossWeighting
 from mmtask.weighting.epoch_callback import WeightingEpochCallback
 from mmtask.weighting.static import StaticWeighting
@@ -140,7 +140,7 @@ class MultiTaskModel(keras.Model):
             embeddings = alignment({m: representations[m] for m in sorted(encoders)})
             outputs.update({EMBEDDING_OUTPUTS[m]: embeddings[m] for m in embeddings})
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
-        _freeze_variables_of_frozen_layers(self)
+        apply_frozen_flags(self)
 
         self.encoders = dict(encoders)
         self.fusion = fusion
@@ -344,21 +344,6 @@ class MultiTaskModel(keras.Model):
             if config.get(key) is not None:
                 config[key] = keras.layers.deserialize(config[key])
         return cls(**config)
-
-
-def _freeze_variables_of_frozen_layers(model: keras.Model) -> None:
-    """Makes every variable of a layer with `trainable=False` non-trainable.
-
-    A layer deserialized with `trainable=False` (a frozen encoder in a
-    `.keras` file) gets the flag before its sublayers and variables exist,
-    and Keras leaves those trainable: the reloaded model would train the
-    frozen weights and could not restore its optimizer state. On the
-    TensorFlow backend `layer.trainable = False` on a layer already flagged
-    False does not reach its sublayers, so the setter is called directly.
-    """
-    for layer in model._flatten_layers(include_self=False):
-        if not layer.trainable:
-            keras.layers.Layer.trainable.fset(layer, False)
 
 
 def _logs_for_strategy(logs: dict, model: keras.Model) -> dict:

@@ -13,6 +13,7 @@ import keras
 
 from mmtask.errors import MmtaskError
 from mmtask.registry import IMAGE_ENCODERS, TEXT_ENCODERS
+from mmtask.transfer.fine_tuning import apply_frozen_flags
 
 ENCODER_INPUTS = {
     "text": lambda: keras.Input(shape=(), dtype="string", name="text"),
@@ -49,6 +50,7 @@ def load_encoder(path: str | Path, trainable: bool = True, name: str | None = No
         raise MmtaskError(f"No saved encoder at {path}")
     encoder = keras.models.load_model(path).layers[-1]
     encoder.trainable = trainable
+    apply_frozen_flags(encoder)
     if name is not None:
         encoder.name = name
     return encoder

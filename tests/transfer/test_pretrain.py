@@ -52,6 +52,18 @@ def test_saved_encoder_round_trip(pretrained, tmp_path):
         load_encoder(tmp_path / "missing.keras")
 
 
+def test_encoder_saved_frozen_loads_frozen(pretrained, tmp_path):
+    pretrained.encoder.trainable = False
+    try:
+        path = save_encoder(pretrained.encoder, tmp_path / "frozen.keras", "text")
+    finally:
+        pretrained.encoder.trainable = True
+    loaded = load_encoder(path, trainable=False)
+    inputs = keras.Input(shape=(), dtype="string")
+    model = keras.Model(inputs, keras.layers.Dense(2, name="head")(loaded(inputs)))
+    assert [v.path for v in model.trainable_variables] == ["head/kernel", "head/bias"]
+
+
 @pytest.mark.parametrize("trainable", [True, False])
 def test_joint_model_starts_from_the_pretrained_encoder(pretrained, source, tmp_path, trainable):
     path = save_encoder(pretrained.encoder, tmp_path / "text_encoder.keras", "text")
