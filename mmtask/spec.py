@@ -94,6 +94,17 @@ class TrainingSpec:
 
     `fine_tuning` holds a `mmtask.transfer.FineTuneSchedule` as a mapping
     (`{unit: epoch, stages: [{at: 2, unfreeze: ["encoders/image/*"], ...}]}`).
+
+    Args:
+        monitor: str. The validation figure that selects the epoch whose
+            weights are kept, e.g. "val_loss" (lowest) or
+            "val_post_sentiment_accuracy" (highest).
+        patience: int | None. Stop after this many epochs without a better
+            `monitor`; None trains every epoch.
+        cache_frozen_encoders: bool. Run encoders that stay frozen for the
+            whole run (on a modality that is not augmented) once per post,
+            cache their outputs on disk and train the rest of the model on
+            them.
     """
 
     epochs: int = 5
@@ -103,6 +114,9 @@ class TrainingSpec:
     augment: bool = True
     cache: bool = False
     fine_tuning: dict[str, Any] | None = None
+    monitor: str = "val_loss"
+    patience: int | None = None
+    cache_frozen_encoders: bool = True
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainingSpec:

@@ -3,34 +3,55 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
+import numpy as np
 
+from mmtask.best_epoch import BestEpoch
 from mmtask.builder import build_model
 from mmtask.data import Posts, make_dataset
 from mmtask.errors import MmtaskError
 from mmtask.evaluation import EvaluationReport, evaluate_model, modality_contributions
 from mmtask.models import MultiTaskModel
 from mmtask.spec import RunSpec
+from mmtask.transfer.feature_cache import FeatureCache, default_cache_dir
+from mmtask.transfer.frozen_encoders import cached_twin, plan_cache, pools_by_mean
 
 MODEL_FILE = "model.keras"
 SPEC_FILE = "spec.json"
 HISTORY_FILE = "history.json"
 REPORT_FILE = "report.json"
 CONTRIBUTIONS_FILE = "contributions.json"
+SELECTION_FILE = "selection.json"
 
 
 @dataclass
 class TrainingResult:
-    """What a training run produced."""
+    """What a training run produced.
+
+    Args:
+        model: MultiTaskModel. The trained model, with its real encoders
+            (also where training read cached features), holding the weights
+            of the selected epoch.
+        history: per-epoch logs.
+        report: EvaluationReport | None. Validation figures of the kept weights.
+        contributions: per-head accuracy with each modality masked, if asked for.
+        selection: dict | None. Which epoch was kept and by what figure
+            (`BestEpoch.summary()`); None where no epoch could be selected.
+        cached: modality -> whether sequences (rather than vectors) of its
+            frozen encoder were computed once and cached.
+    """
 
     model: MultiTaskModel
     history: dict[str, list[float]]
     report: EvaluationReport | None
     contributions: dict[str, dict[str, float]] | None = None
+    selection: dict | None = None
+    cached: dict[str, bool] = field(default_factory=dict)
 
 
 def train(
@@ -40,8 +61,15 @@ def train(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int | str = "auto",
     contributions: bool = False,
+    cache_dir: str | Path | None = None,
 ) -> TrainingResult:
     """Build the model of `spec`, fit it on `train_posts`, and evaluate on `val_posts`.
+
+    Encoders that stay frozen for the whole run are computed once per post
+    and cached on disk (`spec.training.cache_frozen_encoders`); the rest of
+    the model trains on their outputs, and the returned model holds the real
+    encoders. The weights kept are those of the epoch with the best
+    `spec.training.monitor` (with validation data).
 
     Args:
         spec: RunSpec. The model and training settings; tasks left to the data
@@ -49,47 +77,120 @@ def train(
         train_posts: Posts. Training data; the text vocabulary is adapted on its texts.
         val_posts: Posts | None. Validation data, evaluated after each epoch and at the end.
         callbacks: Keras callbacks passed to `fit`.
-        verbose: passed to `fit`.
+        verbose: passed to `fit`; 0 also silences feature extraction.
         contributions: bool. Also measure each head's validation accuracy with
             the text, then the image, masked (`modality_contributions`).
+        cache_dir: str | Path | None. Folder of cached encoder outputs
+            (default: `mmtask.transfer.default_cache_dir()`).
     """
     spec.model = spec.model.with_tasks_for(train_posts.tasks)
-    keras.utils.set_random_seed(spec.training.seed)
+    settings = spec.training
+    keras.utils.set_random_seed(settings.seed)
     model = build_model(spec.model, train_posts.label_names, train_posts.texts)
-    model.compile(optimizer=keras.optimizers.Adam(spec.training.learning_rate))
+    features = {}
+    if settings.cache_frozen_encoders:
+        features = _cached_features(
+            model, spec, train_posts, val_posts, cache_dir, 1 if verbose == "auto" else int(verbose)
+        )
+    trained = cached_twin(model, features["train"]) if features else model
+    for split, posts in (("train", train_posts), ("val", val_posts)):
+        for modality, values in features.get(split, {}).items():
+            posts = posts.with_features(modality, values)
+        if split == "train":
+            train_posts = posts
+        else:
+            val_posts = posts
+    trained.compile(optimizer=keras.optimizers.Adam(settings.learning_rate))
     image_size = spec.model.image_size
     train_data = make_dataset(
         train_posts,
         image_size=image_size,
-        batch_size=spec.training.batch_size,
+        batch_size=settings.batch_size,
         training=True,
-        augment=spec.training.augment,
-        cache=spec.training.cache,
-        seed=spec.training.seed,
+        augment=settings.augment,
+        cache=settings.cache,
+        seed=settings.seed,
     )
     val_data = None
     if val_posts is not None:
         val_data = make_dataset(
             val_posts,
             image_size=image_size,
-            batch_size=spec.training.batch_size,
-            cache=spec.training.cache,
+            batch_size=settings.batch_size,
+            cache=settings.cache,
         )
-    history = model.fit(
+    callbacks = list(callbacks)
+    best = None
+    if val_data is not None or not settings.monitor.startswith("val_"):
+        best = BestEpoch(settings.monitor, patience=settings.patience)
+        callbacks.append(best)
+    history = trained.fit(
         train_data,
         validation_data=val_data,
-        epochs=spec.training.epochs,
-        callbacks=list(callbacks),
+        epochs=settings.epochs,
+        callbacks=callbacks,
         verbose=verbose,
         shuffle=False,  # the dataset shuffles itself when training
-        fine_tuning=spec.training.fine_tuning,
+        fine_tuning=settings.fine_tuning,
     )
-    report = evaluate_model(model, val_data) if val_data is not None else None
+    report = evaluate_model(trained, val_data) if val_data is not None else None
     masked = None
-    if contributions and val_data is not None and len(model.modalities) == 2:
-        masked = modality_contributions(model, val_data)
+    if contributions and val_data is not None and len(trained.modalities) == 2:
+        masked = modality_contributions(trained, val_data)
+    if trained is not model:
+        # Compiled like the model that trained, so the saved file reloads compiled.
+        model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate))
     history_lists = {k: [float(v) for v in vs] for k, vs in history.history.items()}
-    return TrainingResult(model, history_lists, report, masked)
+    return TrainingResult(
+        model,
+        history_lists,
+        report,
+        masked,
+        selection=best.summary() if best is not None else None,
+        cached={m: v.ndim == 3 for m, v in features.get("train", {}).items()},
+    )
+
+
+def _cached_features(
+    model: MultiTaskModel,
+    spec: RunSpec,
+    train_posts: Posts,
+    val_posts: Posts | None,
+    cache_dir: str | Path | None,
+    verbose: int,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Split -> modality -> the outputs of each encoder that stays frozen, from the cache."""
+    settings = spec.training
+    plan = plan_cache(
+        model, settings.fine_tuning, settings.augment, precomputed=set(train_posts.features)
+    )
+    cache = FeatureCache(cache_dir or default_cache_dir(), verbose=verbose)
+    features: dict[str, dict[str, np.ndarray]] = {"train": {}}
+    if val_posts is not None:
+        features["val"] = {}
+    for modality, sequence in plan.cached.items():
+        encoder = model.encoders[modality]
+        if sequence and not pools_by_mean(
+            encoder, train_posts, modality, image_size=spec.model.image_size
+        ):
+            plan.live[modality] = (
+                "the fusion reads its sequence, and its vector is not the mean of that sequence"
+            )
+            continue
+        for split, posts in (("train", train_posts), ("val", val_posts)):
+            if posts is not None:
+                features[split][modality] = cache.features(
+                    posts,
+                    encoder,
+                    modality,
+                    image_size=spec.model.image_size,
+                    sequence=sequence,
+                    batch_size=max(settings.batch_size, 64),
+                )
+    if verbose:
+        for modality, reason in plan.live.items():
+            print(f"{modality} encoder runs in every step: {reason}", file=sys.stderr)
+    return features if features["train"] else {}
 
 
 def save_run(result: TrainingResult, spec: RunSpec, run_dir: str | Path) -> dict[str, Path]:
@@ -107,6 +208,9 @@ def save_run(result: TrainingResult, spec: RunSpec, run_dir: str | Path) -> dict
     if result.report is not None:
         paths["report"] = run_dir / REPORT_FILE
         result.report.save(paths["report"])
+    if result.selection is not None:
+        paths["selection"] = run_dir / SELECTION_FILE
+        paths["selection"].write_text(json.dumps(result.selection, indent=2), encoding="utf-8")
     if result.contributions is not None:
         paths["contributions"] = run_dir / CONTRIBUTIONS_FILE
         paths["contributions"].write_text(

@@ -119,7 +119,8 @@ class MultiTaskModel(keras.Model):
             m: x if x.dtype == "string" else fill_missing(x) for m, x in inputs.items()
         }
         presence_layer = ModalityPresence(modality_dropout, name="modality_presence")
-        if getattr(fusion, "uses_sequences", False):
+        fusion_reads_sequences = bool(getattr(fusion, "uses_sequences", False))
+        if fusion_reads_sequences:
             encoded = {
                 m: encoders[m](encoder_inputs[m], return_sequence=True) for m in sorted(encoders)
             }
@@ -144,6 +145,7 @@ class MultiTaskModel(keras.Model):
 
         self.encoders = dict(encoders)
         self.fusion = fusion
+        self.fusion_reads_sequences = fusion_reads_sequences
         self.heads = dict(heads)
         self.task_inputs = {t: task_inputs[t] for t in tasks}
         self.label_names = {t: list(label_names[t]) for t in tasks}

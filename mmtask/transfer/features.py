@@ -9,9 +9,12 @@ encoder for that modality is a `PrecomputedEncoder`.
 from __future__ import annotations
 
 import dataclasses
+import sys
+import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
 from mmtask.data.pipeline import make_dataset
@@ -58,24 +61,15 @@ def precompute_features(
         raise ValueError(
             f"Invalid value for `modality`: expected 'text' or 'image'. Received: {modality!r}"
         )
-    text = modality == "text"
-    raw = keras.Input(
-        shape=() if text else (image_size, image_size, 3), dtype="string" if text else "float32"
+    values = encode_posts(
+        posts,
+        encoder,
+        modality,
+        image_size=image_size,
+        batch_size=batch_size,
+        sequence=sequence,
+        verbose=1 if verbose == "auto" else int(verbose),
     )
-    outputs = encoder(raw if text else fill_missing(raw), training=False, return_sequence=sequence)
-    if sequence:
-        # Padding positions become all-zero rows, which `PrecomputedEncoder` reads as padding.
-        mask = ops.expand_dims(ops.cast(outputs["mask"], outputs["sequence"].dtype), -1)
-        outputs = outputs["sequence"] * mask
-    extractor = keras.Model(raw, outputs, name=f"{modality}_features")
-    # Serve this modality raw, even if the posts already carry features for it.
-    source = dataclasses.replace(
-        posts, features={m: v for m, v in posts.features.items() if m != modality}
-    )
-    dataset = make_dataset(source, image_size=image_size, batch_size=batch_size).map(
-        lambda features, labels, masks: features[modality]
-    )
-    values = np.asarray(extractor.predict(dataset, verbose=verbose), dtype=np.float32)
     values[~_present(posts, modality)] = np.nan
     precomputed = PrecomputedEncoder(
         feature_dim=values.shape[-1],
@@ -92,3 +86,87 @@ def _present(posts: Posts, modality: str) -> np.ndarray:
         return np.asarray([bool(text.strip()) for text in posts.texts], dtype=bool)
     return np.asarray([bool(path) for path in posts.image_paths], dtype=bool)
 
+
+def encode_posts(
+    posts: Posts,
+    encoder: keras.layers.Layer,
+    modality: str,
+    *,
+    image_size: int = 224,
+    batch_size: int = 64,
+    sequence: bool = False,
+    verbose: int = 1,
+) -> np.ndarray:
+    """`encoder`'s outputs over `posts`, in inference mode, as one float32 array.
+
+    Vectors (N, D), or with `sequence` the token / patch sequences (N, L, D)
+    with padding positions as all-zero rows. With `verbose` 1, progress
+    (posts/s, time left) is shown on one updating line, with 2 one line at the end.
+    """
+    text = modality == "text"
+
+    # A traced function, not a functional model: calling the encoder on a new
+    # symbolic input would add a node to it, and functional graphs do not
+    # survive one layer called with other `return_sequence` values.
+    @tf.function(reduce_retracing=True)
+    def extract(batch):
+        outputs = encoder(
+            batch if text else fill_missing(batch), training=False, return_sequence=sequence
+        )
+        if not sequence:
+            return outputs
+        mask = ops.expand_dims(ops.cast(outputs["mask"], outputs["sequence"].dtype), -1)
+        return outputs["sequence"] * mask
+
+    # Serve this modality raw, even if the posts already carry features for it.
+    source = dataclasses.replace(
+        posts, features={m: v for m, v in posts.features.items() if m != modality}
+    )
+    dataset = make_dataset(source, image_size=image_size, batch_size=batch_size).map(
+        lambda features, labels, masks: features[modality]
+    )
+    progress = Progress(f"{modality} features", len(posts), verbose)
+    batches = []
+    for batch in dataset:
+        batches.append(np.asarray(extract(batch), dtype=np.float32))
+        progress.add(len(batches[-1]))
+    progress.done()
+    return np.concatenate(batches)
+
+
+class Progress:
+    """Posts done, posts per second and time left of a long pass, on one line of stderr."""
+
+    def __init__(self, label: str, total: int, verbose: int = 1):
+        self.label = label
+        self.total = total
+        self.verbose = verbose
+        self.count = 0
+        self.start = time.perf_counter()
+
+    def line(self) -> str:
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        rate = self.count / elapsed
+        left = (self.total - self.count) / rate if rate > 0 else float("inf")
+        return (
+            f"{self.label}: {self.count}/{self.total} posts, {rate:.1f} posts/s, "
+            f"{_duration(elapsed)} elapsed, {_duration(left)} left"
+        )
+
+    def add(self, count: int) -> None:
+        self.count += count
+        if self.verbose == 1:
+            print(f"\r{self.line()}", end="", file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self.verbose == 1:
+            print(file=sys.stderr, flush=True)
+        elif self.verbose >= 2:
+            print(self.line(), file=sys.stderr, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    if seconds == float("inf"):
+        return "?"
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"

@@ -158,6 +158,16 @@ def layer_paths(model: keras.layers.Layer) -> dict[str, keras.layers.Layer]:
     return {node.path: node.layer for node in _layer_tree(model)[1:]}
 
 
+def variables_ever_trainable(model, schedule: FineTuneSchedule | None) -> list:
+    """The variables of `model` that train at some point of a run under `schedule`.
+
+    Without a schedule, those trainable now. The model's flags are left as they were.
+    """
+    if schedule is None:
+        return list(model.trainable_variables)
+    return _Plan(model, schedule).schedulable
+
+
 @dataclass
 class _Node:
     path: str

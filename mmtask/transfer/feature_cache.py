@@ -1,0 +1,174 @@
+"""A disk cache of frozen encoders' outputs, keyed by what could change them.
+
+A frozen encoder gives the same output for the same post in every epoch and
+every run, so `mmtask.train` computes it once and keeps it here. An entry's
+key is made of the encoder's fingerprint (its config and a hash of its
+weights), the preprocessing (image size, vectors or sequences) and each
+post's content (a hash of its text, or of its image file's bytes): a changed
+file, weight or option never reads a stale entry, and a post that moved to
+another split or id is still found.
+
+Layout: `ROOT/<modality>-<fingerprint>/` holds shards written once each, a
+`<name>.keys.npy` (one content digest per row) beside its `<name>.values.npy`.
+A run that finds some posts missing computes only those and adds a shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from mmtask.data.posts import Posts
+from mmtask.transfer.features import encode_posts
+
+FORMAT_VERSION = 1
+"""Bumped when what is stored (or how images are decoded for it) changes."""
+
+MISSING = ""
+"""The key of a post without the modality: it is never computed, its row is NaN."""
+
+
+def default_cache_dir() -> Path:
+    """Where cached features go by default: `$MMTASK_CACHE_DIR`, else the user's cache folder."""
+    if os.environ.get("MMTASK_CACHE_DIR"):
+        return Path(os.environ["MMTASK_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mmtask" / "features"
+
+
+def encoder_fingerprint(encoder: keras.layers.Layer) -> str:
+    """A digest of the encoder's class, config and weights: equal only for the same function."""
+    digest = hashlib.sha256()
+    config = {"class": type(encoder).__name__, "config": encoder.get_config()}
+    digest.update(json.dumps(config, sort_keys=True, default=str).encode("utf-8"))
+    for weight in encoder.weights:
+        value = np.ascontiguousarray(keras.ops.convert_to_numpy(weight))
+        digest.update(f"{weight.path}:{value.dtype}:{value.shape}".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def content_keys(posts: Posts, modality: str) -> list[str]:
+    """One digest per post of what the encoder reads: the text, or the image file's bytes."""
+    if modality == "text":
+        return [
+            hashlib.sha256(text.encode("utf-8")).hexdigest() if text.strip() else MISSING
+            for text in posts.texts
+        ]
+    keys = []
+    for path in posts.image_paths:
+        keys.append(hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else MISSING)
+    return keys
+
+
+class FeatureCache:
+    """Frozen encoders' outputs on disk, computed only for posts not seen before.
+
+    Args:
+        root: str | Path. The cache folder (created on first write).
+        verbose: int. 1 shows progress of feature extraction (posts/s, time
+            left); 0 is silent.
+    """
+
+    def __init__(self, root: str | Path, verbose: int = 1):
+        self.root = Path(root)
+        self.verbose = verbose
+
+    def features(
+        self,
+        posts: Posts,
+        encoder: keras.layers.Layer,
+        modality: str,
+        *,
+        image_size: int,
+        sequence: bool = False,
+        batch_size: int = 64,
+    ) -> np.ndarray:
+        """`encoder`'s outputs for `posts` (NaN rows where a post lacks `modality`).
+
+        Args:
+            posts: Posts. The posts to encode.
+            encoder: layer. A frozen text or image encoder; it runs in inference mode.
+            modality: str. "text" or "image".
+            image_size: int. Image height and width the encoder reads.
+            sequence: bool. Token / patch sequences (B, L, D) rather than vectors.
+            batch_size: int. Posts per encoder call.
+
+        Returns:
+            float32 array with one row per post.
+        """
+        folder = self.root / self._entry_name(encoder, modality, image_size, sequence)
+        keys = content_keys(posts, modality)
+        stored = _read_shards(folder)
+        todo = [i for i, key in enumerate(keys) if key != MISSING and key not in stored]
+        if todo:
+            computed = encode_posts(
+                posts.select([posts.ids[i] for i in todo]),
+                encoder,
+                modality,
+                image_size=image_size,
+                sequence=sequence,
+                batch_size=batch_size,
+                verbose=self.verbose,
+            )
+            new_keys = [keys[i] for i in todo]
+            _write_shard(folder, new_keys, computed)
+            stored = _read_shards(folder)
+        elif self.verbose:
+            print(f"{modality} features: {len(posts)} posts read from {folder}", flush=True)
+        return _gather(stored, keys)
+
+    @staticmethod
+    def _entry_name(encoder, modality: str, image_size: int, sequence: bool) -> str:
+        digest = hashlib.sha256()
+        preprocessing = {
+            "format": FORMAT_VERSION,
+            "encoder": encoder_fingerprint(encoder),
+            "image_size": int(image_size) if modality == "image" else None,
+            "sequence": bool(sequence),
+        }
+        digest.update(json.dumps(preprocessing, sort_keys=True).encode("utf-8"))
+        return f"{modality}-{digest.hexdigest()[:32]}"
+
+
+def _read_shards(folder: Path) -> dict[str, tuple[np.ndarray, int]]:
+    """Content key -> (the shard's values, memory-mapped, and the row), over complete shards."""
+    found = {}
+    if not folder.is_dir():
+        return found
+    for keys_file in sorted(folder.glob("*.keys.npy")):
+        values = np.load(
+            keys_file.with_name(keys_file.name[: -len("keys.npy")] + "values.npy"), mmap_mode="r"
+        )
+        for row, key in enumerate(np.load(keys_file)):
+            found.setdefault(str(key), (values, row))
+    return found
+
+
+def _write_shard(folder: Path, keys: list[str], values: np.ndarray) -> None:
+    """Write values, then keys: a shard counts only once its keys file exists whole."""
+    folder.mkdir(parents=True, exist_ok=True)
+    name = uuid.uuid4().hex
+    for suffix, array in (("values", values), ("keys", np.asarray(keys, dtype="U64"))):
+        partial = folder / f".{name}.{suffix}.partial.npy"
+        np.save(partial, array)
+        partial.replace(folder / f"{name}.{suffix}.npy")
+
+
+def _gather(stored: dict, keys: list[str]) -> np.ndarray:
+    present = next((stored[key] for key in keys if key != MISSING), None)
+    if present is None:
+        raise ValueError("None of the posts has this modality: there is nothing to encode.")
+    values, row = present
+    out = np.full((len(keys), *values.shape[1:]), np.nan, dtype=np.float32)
+    for i, key in enumerate(keys):
+        if key != MISSING:
+            values, row = stored[key]
+            out[i] = values[row]
+    return out

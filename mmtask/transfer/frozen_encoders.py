@@ -1,0 +1,149 @@
+"""Which encoders stay frozen for a whole run, and a model that trains on their cached outputs.
+
+An encoder whose weights never train in a run (frozen, and unfrozen by no
+stage of the fine-tuning schedule), on a modality that is not augmented,
+gives the same output for a post in every epoch. `mmtask.train` computes
+those outputs once (`FeatureCache`) and fits a twin of the model in which
+`PrecomputedEncoder`s read them. The twin shares every other layer (the
+encoders that do train, fusion, heads, loss weighting) with the real model,
+so training the twin trains the real model, which keeps its real encoders
+for saving and export.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+
+from mmtask.data.posts import Posts
+from mmtask.encoders.precomputed import PrecomputedEncoder
+from mmtask.models import MultiTaskModel
+from mmtask.transfer.features import encode_posts
+from mmtask.transfer.fine_tuning import layer_paths, variables_ever_trainable
+from mmtask.transfer.schedule import FineTuneSchedule
+
+
+@dataclass
+class CachePlan:
+    """Which modalities train on cached encoder outputs, and why the others run live.
+
+    Args:
+        cached: modality -> whether its token / patch sequences are cached
+            (for a fusion that reads them) rather than one vector per post.
+        live: modality -> the reason its encoder runs in every step.
+    """
+
+    cached: dict[str, bool] = field(default_factory=dict)
+    live: dict[str, str] = field(default_factory=dict)
+
+
+def plan_cache(
+    model: MultiTaskModel,
+    fine_tuning: FineTuneSchedule | Mapping | None,
+    augment: bool,
+    precomputed: frozenset[str] | set[str] = frozenset(),
+) -> CachePlan:
+    """Decide, per modality, whether `model`'s encoder can run once ahead of training.
+
+    Args:
+        model: MultiTaskModel. The model as built, with its real encoders.
+        fine_tuning: the run's fine-tuning schedule, if any.
+        augment: bool. Whether training augments images.
+        precomputed: modalities the data already serves as features.
+    """
+    schedule = None
+    if fine_tuning is not None:
+        schedule = (
+            fine_tuning
+            if isinstance(fine_tuning, FineTuneSchedule)
+            else FineTuneSchedule.from_dict(fine_tuning)
+        )
+    trained = {id(v) for v in variables_ever_trainable(model, schedule)}
+    named_inside = _paths_named_inside_encoders(model, schedule)
+    plan = CachePlan()
+    for modality in model.modalities:
+        encoder = model.encoders[modality]
+        if modality in precomputed:
+            continue
+        if any(id(v) in trained for v in encoder.variables):
+            plan.live[modality] = "its encoder trains"
+        elif modality == "image" and augment:
+            plan.live[modality] = "images are augmented (set `augment: false` to cache them)"
+        elif modality in named_inside:
+            plan.live[modality] = (
+                f"the fine-tuning schedule names layers inside it ({named_inside[modality]}); "
+                f"name `encoders/{modality}` as a whole to keep it cached"
+            )
+        else:
+            plan.cached[modality] = model.fusion_reads_sequences
+    return plan
+
+
+def pools_by_mean(
+    encoder: keras.layers.Layer, posts: Posts, modality: str, image_size: int, sample: int = 4
+) -> bool:
+    """Whether `encoder`'s vector is the mean of its sequence over real positions.
+
+    `PrecomputedEncoder` pools cached sequences that way, so a frozen encoder
+    whose vector is something else (a [CLS] state, a projection) can serve a
+    sequence-reading fusion from the cache only if this holds. Checked on
+    the first `sample` posts that have the modality.
+    """
+    present = [i for i, path in enumerate(posts.image_paths) if path]
+    if modality == "text":
+        present = [i for i, text in enumerate(posts.texts) if text.strip()]
+    subset = posts.select([posts.ids[i] for i in present[:sample]])
+    options = {"image_size": image_size, "verbose": 0}
+    vectors = encode_posts(subset, encoder, modality, **options)
+    sequences = encode_posts(subset, encoder, modality, sequence=True, **options)
+    real = np.any(sequences != 0, axis=-1, keepdims=True)
+    pooled = (sequences * real).sum(1) / np.maximum(real.sum(1), 1)
+    return vectors.shape == pooled.shape and bool(
+        np.allclose(vectors, pooled, rtol=1e-4, atol=1e-5)
+    )
+
+
+def cached_twin(model: MultiTaskModel, features: Mapping[str, np.ndarray]) -> MultiTaskModel:
+    """A model sharing every layer of `model` but the encoders of `features`' modalities.
+
+    Those read the given features (vectors (N, D) or sequences (N, L, D)) through
+    `PrecomputedEncoder`s instead.
+    """
+    encoders = dict(model.encoders)
+    for modality, values in features.items():
+        encoders[modality] = PrecomputedEncoder(
+            feature_dim=int(values.shape[-1]),
+            sequence_length=int(values.shape[1]) if values.ndim == 3 else None,
+            modality=modality,
+            name=f"cached_{modality}_encoder",
+        )
+    return MultiTaskModel(
+        encoders=encoders,
+        heads=model.heads,
+        task_inputs=model.task_inputs,
+        label_names=model.label_names,
+        fusion=model.fusion,
+        weighting=model.weighting,
+        image_size=model.image_size,
+        alignment=model.alignment,
+        modality_dropout=model.modality_dropout,
+        name=f"{model.name}_on_cached_features",
+    )
+
+
+def _paths_named_inside_encoders(model, schedule) -> dict[str, str]:
+    """Modality -> one layer path inside its encoder that a schedule pattern names."""
+    if schedule is None:
+        return {}
+    patterns = [p for stage in schedule.stages for p in (*stage.freeze, *stage.unfreeze)]
+    found = {}
+    for path in layer_paths(model):
+        parts = path.split("/")
+        if len(parts) > 2 and parts[0] == "encoders" and parts[1] not in found:
+            if any(fnmatch.fnmatchcase(path, p) for p in patterns):
+                found[parts[1]] = path
+    return found
