@@ -78,9 +78,11 @@ def _train(args: argparse.Namespace) -> None:
     from mmtask.training import save_run, train
 
     spec = RunSpec.from_file(args.spec) if args.spec else RunSpec()
-    for key in ("epochs", "batch_size", "learning_rate", "seed"):
+    for key in ("epochs", "batch_size", "learning_rate", "seed", "monitor", "patience"):
         if getattr(args, key) is not None:
             setattr(spec.training, key, getattr(args, key))
+    if args.no_feature_cache:
+        spec.training.cache_frozen_encoders = False
     if args.image_size is not None:
         spec.model.image_size = args.image_size
     train_posts = _read(args, split=args.train_split)
@@ -89,8 +91,14 @@ def _train(args: argparse.Namespace) -> None:
         val_posts = _read(
             args, split=args.val_split, label_names=train_posts.label_names, data=args.val_data
         )
-    result = train(spec, train_posts, val_posts, contributions=True)
+    result = train(spec, train_posts, val_posts, contributions=True, cache_dir=args.cache_dir)
     paths = save_run(result, spec, args.out)
+    if result.selection is not None and result.selection["best_epoch"] is not None:
+        kept = result.selection
+        print(
+            f"kept epoch {kept['best_epoch'] + 1} of {kept['epochs_run']} "
+            f"({kept['monitor']} {kept['best_value']:.4f})"
+        )
     if result.report is not None:
         from mmtask.plots import save_run_plots
         from mmtask.report import write_html_report
@@ -232,6 +240,23 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--learning-rate", type=float)
     train.add_argument("--seed", type=int)
     train.add_argument("--image-size", type=int)
+    train.add_argument(
+        "--monitor",
+        help="validation figure that selects the epoch kept (default: the spec's, val_loss)",
+    )
+    train.add_argument(
+        "--patience", type=int, help="stop after this many epochs without a better --monitor"
+    )
+    train.add_argument(
+        "--cache-dir",
+        help="folder for frozen encoders' cached outputs (default: $MMTASK_CACHE_DIR or "
+        "~/.cache/mmtask/features)",
+    )
+    train.add_argument(
+        "--no-feature-cache",
+        action="store_true",
+        help="run frozen encoders in every step instead of once, from a cache",
+    )
     train.add_argument("--out", required=True, help="run folder to write")
     train.set_defaults(run=_train)
 

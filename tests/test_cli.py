@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from mmtask.cli import main
@@ -300,3 +301,28 @@ def test_misspelt_flags_are_errors_not_abbreviations(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--data", "d", "--epoch", "3", "--out", "r"])
     assert "--epoch" in capsys.readouterr().err
+
+
+FROZEN_SPEC = TINY_SPEC.replace("output_dim: 16}", "output_dim: 16, trainable: false}").replace(
+    "  epochs: 1\n", "  epochs: 4\n  augment: false\n"
+)
+
+
+def test_train_caches_frozen_encoders_and_keeps_the_best_epoch(workspace, tmp_path, capsys):
+    _, data, _ = workspace
+    spec = tmp_path / "frozen.yaml"
+    spec.write_text(FROZEN_SPEC)
+    run = tmp_path / "run"
+    args = ["train", "--data", str(data), "--spec", str(spec), "--train-split", "train"]
+    args += ["--val-split", "val", "--out", str(run), "--cache-dir", str(tmp_path / "cache")]
+    args += ["--monitor", "val_post_sentiment_accuracy"]
+    assert main(args) == 0
+    assert [p.name.split("-")[0] for p in (tmp_path / "cache").iterdir()] == ["image"]
+    selection = json.loads((run / "selection.json").read_text())
+    history = json.loads((run / "history.json").read_text())
+    values = history["val_post_sentiment_accuracy"]
+    assert selection["monitor"] == "val_post_sentiment_accuracy"
+    assert selection["best_epoch"] == int(np.argmax(values)) and selection["epochs_run"] == 4
+    assert f"kept epoch {selection['best_epoch'] + 1} of 4" in capsys.readouterr().out
+    report = json.loads((run / "report.json").read_text())
+    assert report["post_sentiment"]["accuracy"] == pytest.approx(max(values), abs=1e-6)

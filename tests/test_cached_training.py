@@ -1,0 +1,141 @@
+"""mmtask.train on frozen encoders: run once, cached, and the saved model serves raw posts."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import mmtask.transfer.feature_cache as feature_cache
+from mmtask.data import make_dataset, read_mvsa
+from mmtask.data.synthetic import write_synthetic_mvsa
+from mmtask.export import export_saved_model
+from mmtask.spec import RunSpec
+from mmtask.training import load_model, save_run, train
+from mmtask.transfer.feature_cache import FeatureCache
+from mmtask.transfer.frozen_encoders import cached_twin
+
+SIZE = 32
+
+
+def spec(fusion="concat", augment=False, fine_tuning=None, epochs=2):
+    return RunSpec.from_dict(
+        {
+            "model": {
+                "image_size": SIZE,
+                "text_encoder": {
+                    "name": "transformer",
+                    "options": {
+                        "max_tokens": 300,
+                        "sequence_length": 10,
+                        "embed_dim": 8,
+                        "intermediate_dim": 8,
+                        "trainable": False,
+                    },
+                },
+                "image_encoder": {
+                    "name": "small_cnn",
+                    "options": {"filters": [4, 8], "output_dim": 8, "trainable": False},
+                },
+                "fusion": {"name": fusion, "options": {}},
+            },
+            "training": {
+                "epochs": epochs,
+                "batch_size": 16,
+                "augment": augment,
+                "fine_tuning": fine_tuning,
+            },
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def splits(tmp_path_factory):
+    root = write_synthetic_mvsa(tmp_path_factory.mktemp("mvsa"), num_posts=80, image_size=SIZE)
+    return read_mvsa(root, split="train", verbose=0), read_mvsa(root, split="val", verbose=0)
+
+
+@pytest.fixture()
+def computed(monkeypatch):
+    counts = []
+    original = feature_cache.encode_posts
+
+    def counting(posts, encoder, modality, **kwargs):
+        counts.append((modality, len(posts)))
+        return original(posts, encoder, modality, **kwargs)
+
+    monkeypatch.setattr(feature_cache, "encode_posts", counting)
+    return counts
+
+
+def test_frozen_encoders_run_once_and_a_second_run_reads_the_cache(splits, tmp_path, computed):
+    train_posts, val_posts = splits
+    first = train(spec(), train_posts, val_posts, verbose=0, cache_dir=tmp_path)
+    assert first.cached == {"image": False, "text": False}
+    n_train, n_val = len(train_posts), len(val_posts)
+    assert sorted(computed) == sorted(
+        [("image", n_train), ("image", n_val), ("text", n_train), ("text", n_val)]
+    )
+    second = train(spec(), train_posts, val_posts, verbose=0, cache_dir=tmp_path)
+    assert len(computed) == 4, "the second run computed features again"
+    assert second.report.tasks["post_sentiment"].accuracy == pytest.approx(
+        first.report.tasks["post_sentiment"].accuracy
+    )
+
+
+def test_sequence_fusion_caches_sequences(splits, tmp_path):
+    train_posts, val_posts = splits
+    result = train(spec("cross_attention"), train_posts, val_posts, verbose=0, cache_dir=tmp_path)
+    # The small CNN's vector is a dense layer over its patches, not their mean:
+    # the image encoder cannot be served from cached patches and runs live.
+    assert result.cached == {"text": True}
+
+
+def test_what_trains_or_is_augmented_runs_live(splits, tmp_path, computed):
+    train_posts, val_posts = splits
+    schedule = {"stages": [{"at": 1, "unfreeze": ["encoders/text"]}]}
+    result = train(
+        spec(augment=True, fine_tuning=schedule),
+        train_posts,
+        val_posts,
+        verbose=0,
+        cache_dir=tmp_path,
+    )
+    assert result.cached == {} and computed == []
+
+
+def test_caching_can_be_switched_off(splits, tmp_path, computed):
+    train_posts, val_posts = splits
+    run = spec()
+    run.training.cache_frozen_encoders = False
+    result = train(run, train_posts, val_posts, verbose=0, cache_dir=tmp_path)
+    assert result.cached == {} and computed == []
+    assert not any(tmp_path.iterdir())
+
+
+def test_saved_and_exported_model_serves_raw_posts_like_the_cached_path(splits, tmp_path):
+    train_posts, val_posts = splits
+    result = train(spec(epochs=3), train_posts, val_posts, verbose=0, cache_dir=tmp_path / "c")
+    paths = save_run(result, spec(), tmp_path / "run")
+    reloaded = load_model(paths["model"])
+    assert sorted(reloaded.encoders) == ["image", "text"]
+    assert not any(getattr(e, "feature_shape", None) for e in reloaded.encoders.values())
+    # The cached training path: the twin on the cached features of the same posts.
+    cache = FeatureCache(tmp_path / "c", verbose=0)
+    posts = val_posts
+    for modality in ("image", "text"):
+        values = cache.features(
+            val_posts, result.model.encoders[modality], modality, image_size=SIZE
+        )
+        posts = posts.with_features(modality, values)
+    twin = cached_twin(result.model, posts.features)
+    cached = twin.predict(
+        make_dataset(posts, image_size=SIZE, batch_size=16).map(lambda f, y, m: f), verbose=0
+    )
+    served = tf.saved_model.load(str(export_saved_model(reloaded, tmp_path / "export")))
+    outputs = served.serve(
+        text=tf.constant(val_posts.texts),
+        image_bytes=tf.constant([open(p, "rb").read() for p in val_posts.image_paths]),
+    )
+    for task in result.model.tasks:
+        np.testing.assert_allclose(
+            outputs[f"{task}_probabilities"].numpy(), cached[task], atol=1e-4
+        )
