@@ -134,7 +134,7 @@ def test_real_data_notebook_falls_back_without_data_or_weights(tmp_path):
         "USE_PRETRAINED": "False",
     }
     notebook = ROOT / "notebooks" / "02_real_data.ipynb"
-    text = printed(execute(notebook, values, tmp_path, stop_before="model.fit("))
+    text = printed(execute(notebook, values, tmp_path, stop_before="mmtask.train("))
     assert "Falling back to a synthetic set" in text
     assert "small CNN from scratch" in text and "small transformer from scratch" in text
     assert "None" in text.splitlines()[-1]  # no schedule for encoders trained from scratch
