@@ -14,11 +14,13 @@ from mmtask.data import Posts, make_dataset
 from mmtask.errors import MmtaskError
 from mmtask.evaluation import EvaluationReport, evaluate_model, modality_contributions
 from mmtask.models import MultiTaskModel
+from mmtask.progress import history_table, progress_callbacks
 from mmtask.spec import RunSpec
 
 MODEL_FILE = "model.keras"
 SPEC_FILE = "spec.json"
 HISTORY_FILE = "history.json"
+EPOCHS_FILE = "epochs.txt"
 REPORT_FILE = "report.json"
 CONTRIBUTIONS_FILE = "contributions.json"
 
@@ -49,7 +51,8 @@ def train(
         train_posts: Posts. Training data; the text vocabulary is adapted on its texts.
         val_posts: Posts | None. Validation data, evaluated after each epoch and at the end.
         callbacks: Keras callbacks passed to `fit`.
-        verbose: passed to `fit`.
+        verbose: int | str. 0 prints nothing; 1 ("auto") a live line and a table
+            of per-task metrics per epoch; 2 one line per epoch (`mmtask.progress`).
         contributions: bool. Also measure each head's validation accuracy with
             the text, then the image, masked (`modality_contributions`).
     """
@@ -79,8 +82,8 @@ def train(
         train_data,
         validation_data=val_data,
         epochs=spec.training.epochs,
-        callbacks=list(callbacks),
-        verbose=verbose,
+        callbacks=[*callbacks, *progress_callbacks(model.tasks, verbose)],
+        verbose=0,  # the progress callbacks print instead, in 80 columns
         shuffle=False,  # the dataset shuffles itself when training
         fine_tuning=spec.training.fine_tuning,
     )
@@ -93,7 +96,10 @@ def train(
 
 
 def save_run(result: TrainingResult, spec: RunSpec, run_dir: str | Path) -> dict[str, Path]:
-    """Write the model, spec, history and report of a run; return the paths written."""
+    """Write the model, spec, history (also as per-epoch tables) and report of a run.
+
+    Returns the paths written.
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -104,6 +110,8 @@ def save_run(result: TrainingResult, spec: RunSpec, run_dir: str | Path) -> dict
     result.model.save(paths["model"])
     spec.save(paths["spec"])
     paths["history"].write_text(json.dumps(result.history, indent=2), encoding="utf-8")
+    paths["epochs"] = run_dir / EPOCHS_FILE
+    paths["epochs"].write_text(history_table(result.history, result.model.tasks), encoding="utf-8")
     if result.report is not None:
         paths["report"] = run_dir / REPORT_FILE
         result.report.save(paths["report"])
