@@ -116,7 +116,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     model = load_model(args.model)
     posts = _read(args, split=args.split, label_names=model.label_names)
-    data = make_dataset(posts, image_size=model.image_size, batch_size=args.batch_size)
+    data = make_dataset(posts, model=model, batch_size=args.batch_size)
     report = evaluate_model(model, data, verbose=args.verbose)
     print(report.table())
     if args.out:
@@ -130,9 +130,7 @@ def _predict(args: argparse.Namespace) -> None:
 
     model = load_model(args.model)
     posts = _read(args, split=args.split, labelled=False)
-    data = features_only(
-        make_dataset(posts, image_size=model.image_size, batch_size=args.batch_size)
-    )
+    data = features_only(make_dataset(posts, model=model, batch_size=args.batch_size))
     probabilities = model.predict(data, verbose=args.verbose)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

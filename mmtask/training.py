@@ -60,10 +60,9 @@ def train(
     keras.utils.set_random_seed(spec.training.seed)
     model = build_model(spec.model, train_posts.label_names, train_posts.texts)
     model.compile(optimizer=keras.optimizers.Adam(spec.training.learning_rate))
-    image_size = spec.model.image_size
     train_data = make_dataset(
         train_posts,
-        image_size=image_size,
+        model=model,
         batch_size=spec.training.batch_size,
         training=True,
         augment=spec.training.augment,
@@ -74,7 +73,7 @@ def train(
     if val_posts is not None:
         val_data = make_dataset(
             val_posts,
-            image_size=image_size,
+            model=model,
             batch_size=spec.training.batch_size,
             cache=spec.training.cache,
         )
