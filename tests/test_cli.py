@@ -355,3 +355,14 @@ def test_misspelt_flags_are_errors_not_abbreviations(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--data", "d", "--epoch", "3", "--out", "r"])
     assert "--epoch" in capsys.readouterr().err
+
+
+def test_tf_logs_flag_or_environment_variable(monkeypatch):
+    from mmtask.cli import build_parser
+
+    argv = ["export", "--model", "m", "--out", "o"]
+    monkeypatch.delenv("MMTASK_TF_LOGS", raising=False)
+    assert not build_parser().parse_args(argv).tf_logs
+    assert build_parser().parse_args([*argv, "--tf-logs"]).tf_logs
+    monkeypatch.setenv("MMTASK_TF_LOGS", "1")
+    assert build_parser().parse_args(argv).tf_logs
