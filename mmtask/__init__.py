@@ -3,39 +3,58 @@
 Shared encoders and a fusion trunk feed one head per task, trained jointly
 with weighted, masked losses; data comes in through tf.data and models go out
 as `.keras` files or SavedModels that serve raw text and image bytes.
+
+The public names load on first use (PEP 562), so `import mmtask` and the
+`mmtask --help` command do not import TensorFlow.
 """
 
-from mmtask.builder import build_model
-from mmtask.data import Posts, make_dataset, read_manifest, read_mvsa, read_posts
-from mmtask.errors import DataError, MmtaskError, SpecError
-from mmtask.evaluation import EvaluationReport, evaluate_model
-from mmtask.export import export_saved_model
-from mmtask.models import MultiTaskModel
-from mmtask.spec import ComponentSpec, ModelSpec, RunSpec, TaskSpec, TrainingSpec
-from mmtask.training import load_model, save_run, train
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ComponentSpec",
-    "DataError",
-    "EvaluationReport",
-    "ModelSpec",
-    "MmtaskError",
-    "MultiTaskModel",
-    "Posts",
-    "RunSpec",
-    "SpecError",
-    "TaskSpec",
-    "TrainingSpec",
-    "build_model",
-    "evaluate_model",
-    "export_saved_model",
-    "load_model",
-    "make_dataset",
-    "read_manifest",
-    "read_mvsa",
-    "read_posts",
-    "save_run",
-    "train",
-]
+_SOURCES = {
+    "build_model": "mmtask.builder",
+    "Posts": "mmtask.data",
+    "make_dataset": "mmtask.data",
+    "read_manifest": "mmtask.data",
+    "read_mvsa": "mmtask.data",
+    "read_posts": "mmtask.data",
+    "DataError": "mmtask.errors",
+    "MmtaskError": "mmtask.errors",
+    "SpecError": "mmtask.errors",
+    "EvaluationReport": "mmtask.evaluation",
+    "evaluate_model": "mmtask.evaluation",
+    "export_saved_model": "mmtask.export",
+    "MultiTaskModel": "mmtask.models",
+    "ComponentSpec": "mmtask.spec",
+    "ModelSpec": "mmtask.spec",
+    "RunSpec": "mmtask.spec",
+    "TaskSpec": "mmtask.spec",
+    "TrainingSpec": "mmtask.spec",
+    "load_model": "mmtask.training",
+    "save_run": "mmtask.training",
+    "train": "mmtask.training",
+}
+
+__all__ = sorted(_SOURCES)
+
+
+def __getattr__(name: str):
+    """Import a public name, or a subpackage (`mmtask.encoders`), when first asked for."""
+    if name in _SOURCES:
+        value = getattr(importlib.import_module(_SOURCES[name]), name)
+    else:
+        try:
+            value = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

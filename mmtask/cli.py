@@ -3,19 +3,26 @@
 User mistakes (a missing path, a bad spec key, a bad data file) print one
 line on stderr and exit with status 2; anything else is a bug and keeps its
 traceback.
+
+TensorFlow is imported only once a command runs, so `mmtask --help` answers
+at once, and its start-up log lines are hidden unless `--tf-logs` (or
+`MMTASK_TF_LOGS=1`) asks for them.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from mmtask.errors import MmtaskError
 
 EXIT_USER_ERROR = 2
+TF_LOGS_ENV = "MMTASK_TF_LOGS"
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser, splits: bool) -> None:
@@ -91,7 +98,14 @@ def _train(args: argparse.Namespace) -> None:
         val_posts = _read(
             args, split=args.val_split, label_names=train_posts.label_names, data=args.val_data
         )
-    result = train(spec, train_posts, val_posts, contributions=True, cache_dir=args.cache_dir)
+    result = train(
+        spec,
+        train_posts,
+        val_posts,
+        verbose=args.verbose,
+        contributions=True,
+        cache_dir=args.cache_dir,
+    )
     paths = save_run(result, spec, args.out)
     if result.selection is not None and result.selection["best_epoch"] is not None:
         kept = result.selection
@@ -117,8 +131,8 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     model = load_model(args.model)
     posts = _read(args, split=args.split, label_names=model.label_names)
-    data = make_dataset(posts, image_size=model.image_size, batch_size=args.batch_size)
-    report = evaluate_model(model, data, verbose=1)
+    data = make_dataset(posts, model=model, batch_size=args.batch_size)
+    report = evaluate_model(model, data, verbose=args.verbose)
     print(report.table())
     if args.out:
         report.save(args.out)
@@ -131,10 +145,8 @@ def _predict(args: argparse.Namespace) -> None:
 
     model = load_model(args.model)
     posts = _read(args, split=args.split, labelled=False)
-    data = features_only(
-        make_dataset(posts, image_size=model.image_size, batch_size=args.batch_size)
-    )
-    probabilities = model.predict(data, verbose=1)
+    data = features_only(make_dataset(posts, model=model, batch_size=args.batch_size))
+    probabilities = model.predict(data, verbose=args.verbose)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="", encoding="utf-8") as handle:
@@ -308,14 +320,57 @@ def build_parser() -> argparse.ArgumentParser:
     retrieve.add_argument("--query", nargs="*", help="texts to find images for")
     retrieve.add_argument("--batch-size", type=int, default=64)
     retrieve.set_defaults(run=_retrieve)
+    for command in (train, evaluate, predict):
+        command.add_argument(
+            "--verbose",
+            type=int,
+            choices=[0, 1, 2],
+            default=1,
+            help="0 silent, 1 progress bar and per-epoch tables (default), 2 one line per epoch",
+        )
     for command in commands.choices.values():
         # A misspelt flag (`--epoch`) is an error, not silently another flag.
         command.allow_abbrev = False
+        command.add_argument(
+            "--tf-logs",
+            action="store_true",
+            default=os.environ.get(TF_LOGS_ENV, "") not in ("", "0"),
+            help=f"show TensorFlow's start-up log lines (or set {TF_LOGS_ENV}=1)",
+        )
     return parser
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow without its start-up log lines (oneDNN, CUDA drivers, CPU features).
+
+    TF_CPP_MIN_LOG_LEVEL=3 hides what TensorFlow logs once absl logging is set
+    up, but the lines written before that go straight to file descriptor 2
+    whatever the level. So the import runs with descriptor 2 pointed at a
+    temporary file, shown only if the import fails.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode("utf-8", errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.tf_logs:
+        _import_tensorflow_quietly()
     try:
         args.run(args)
     except MmtaskError as error:

@@ -28,6 +28,17 @@ class TaskReport:
     weighted_f1: float
     confusion: list[list[int]]  # rows: true class, columns: predicted class
 
+    @property
+    def majority_rate(self) -> float:
+        """Share of the most frequent true class: the accuracy of always guessing it.
+
+        The baseline the accuracy has to beat; on skewed data a high accuracy
+        can be no better than this.
+        """
+        counts = [sum(row) for row in self.confusion]
+        total = sum(counts)
+        return max(counts) / total if total else 0.0
+
 
 @dataclass
 class EvaluationReport:
@@ -36,7 +47,8 @@ class EvaluationReport:
     tasks: dict[str, TaskReport]
 
     def to_dict(self) -> dict:
-        return {t: asdict(r) for t, r in self.tasks.items()}
+        """Task -> its fields, plus `majority_rate` (`from_dict` recomputes it)."""
+        return {t: {**asdict(r), "majority_rate": r.majority_rate} for t, r in self.tasks.items()}
 
     @classmethod
     def from_dict(cls, data: Mapping) -> EvaluationReport:
@@ -75,12 +87,18 @@ class EvaluationReport:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
 
     def table(self) -> str:
-        """A plain-text table, one row per task, then each confusion matrix."""
-        lines = [f"{'task':<20} {'n':>6} {'accuracy':>9} {'macro_f1':>9} {'weighted_f1':>12}"]
+        """A plain-text table, one row per task, then each confusion matrix.
+
+        `majority` is the majority-class rate, the accuracy to beat.
+        """
+        lines = [
+            f"{'task':<20} {'n':>6} {'majority':>9} {'accuracy':>9} {'macro_f1':>9} "
+            f"{'weighted_f1':>12}"
+        ]
         for r in self.tasks.values():
             lines.append(
-                f"{r.task:<20} {r.count:>6} {r.accuracy:>9.4f} {r.macro_f1:>9.4f} "
-                f"{r.weighted_f1:>12.4f}"
+                f"{r.task:<20} {r.count:>6} {r.majority_rate:>9.4f} {r.accuracy:>9.4f} "
+                f"{r.macro_f1:>9.4f} {r.weighted_f1:>12.4f}"
             )
         for r in self.tasks.values():
             width = max(len(n) for n in r.label_names) + 1

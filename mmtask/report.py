@@ -41,6 +41,9 @@ pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
 def write_html_report(run_dir: str | Path, plots: Mapping[str, str | Path] | None = None) -> Path:
     """Write `run_dir/report.html`: the metrics table per task, the plots and the spec.
 
+    The table shows each task's majority-class rate beside its accuracy: the
+    score of always guessing the most frequent class.
+
     Args:
         run_dir: str | Path. A run folder written by `mmtask.training.save_run`.
         plots: mapping of plot name -> PNG file to embed, as `save_run_plots`
@@ -67,6 +70,7 @@ def write_html_report(run_dir: str | Path, plots: Mapping[str, str | Path] | Non
         "<tr>"
         f"<td>{escape(r.task)}</td>"
         f'<td class="number">{r.count}</td>'
+        f'<td class="number">{r.majority_rate:.4f}</td>'
         f'<td class="number">{r.accuracy:.4f}</td>'
         f'<td class="number">{r.macro_f1:.4f}</td>'
         f'<td class="number">{r.weighted_f1:.4f}</td>'
@@ -95,8 +99,8 @@ def write_html_report(run_dir: str | Path, plots: Mapping[str, str | Path] | Non
 <p>Run folder: <code>{escape(str(run_dir.resolve()))}</code></p>
 <h2>Metrics per task</h2>
 <table>
-<thead><tr><th>task</th><th>count</th><th>accuracy</th><th>macro-F1</th><th>weighted-F1</th></tr>
-</thead>
+<thead><tr><th>task</th><th>count</th><th>majority class</th><th>accuracy</th>
+<th>macro-F1</th><th>weighted-F1</th></tr></thead>
 <tbody>
 {rows}
 </tbody>

@@ -24,7 +24,7 @@ def embed_posts(model, posts: Posts, batch_size: int = 64, verbose: int = 0) -> 
             "Retrieval needs a model trained with an alignment module "
             "(spec: `alignment: {name: contrastive}`)."
         )
-    data = features_only(make_dataset(posts, image_size=model.image_size, batch_size=batch_size))
+    data = features_only(make_dataset(posts, model=model, batch_size=batch_size))
     outputs = model.predict(data, verbose=verbose)
     return {m: _normalize(np.asarray(outputs[key])) for m, key in EMBEDDING_OUTPUTS.items()}
 

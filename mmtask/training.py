@@ -17,6 +17,7 @@ from mmtask.data import Posts, make_dataset
 from mmtask.errors import MmtaskError
 from mmtask.evaluation import EvaluationReport, evaluate_model, modality_contributions
 from mmtask.models import MultiTaskModel
+from mmtask.progress import history_table, progress_callbacks
 from mmtask.spec import RunSpec
 from mmtask.transfer.feature_cache import FeatureCache, default_cache_dir
 from mmtask.transfer.frozen_encoders import cached_twin, plan_cache, pools_by_mean
@@ -24,6 +25,7 @@ from mmtask.transfer.frozen_encoders import cached_twin, plan_cache, pools_by_me
 MODEL_FILE = "model.keras"
 SPEC_FILE = "spec.json"
 HISTORY_FILE = "history.json"
+EPOCHS_FILE = "epochs.txt"
 REPORT_FILE = "report.json"
 CONTRIBUTIONS_FILE = "contributions.json"
 SELECTION_FILE = "selection.json"
@@ -77,7 +79,9 @@ def train(
         train_posts: Posts. Training data; the text vocabulary is adapted on its texts.
         val_posts: Posts | None. Validation data, evaluated after each epoch and at the end.
         callbacks: Keras callbacks passed to `fit`.
-        verbose: passed to `fit`; 0 also silences feature extraction.
+        verbose: int | str. 0 prints nothing (feature extraction included); 1
+            ("auto") a live line and a table of per-task metrics per epoch; 2 one
+            line per epoch (`mmtask.progress`).
         contributions: bool. Also measure each head's validation accuracy with
             the text, then the image, masked (`modality_contributions`).
         cache_dir: str | Path | None. Folder of cached encoder outputs
@@ -101,10 +105,9 @@ def train(
         else:
             val_posts = posts
     trained.compile(optimizer=keras.optimizers.Adam(settings.learning_rate))
-    image_size = spec.model.image_size
     train_data = make_dataset(
         train_posts,
-        image_size=image_size,
+        model=trained,
         batch_size=settings.batch_size,
         training=True,
         augment=settings.augment,
@@ -115,7 +118,7 @@ def train(
     if val_posts is not None:
         val_data = make_dataset(
             val_posts,
-            image_size=image_size,
+            model=trained,
             batch_size=settings.batch_size,
             cache=settings.cache,
         )
@@ -128,8 +131,8 @@ def train(
         train_data,
         validation_data=val_data,
         epochs=settings.epochs,
-        callbacks=callbacks,
-        verbose=verbose,
+        callbacks=[*callbacks, *progress_callbacks(trained.tasks, verbose)],
+        verbose=0,  # the progress callbacks print instead, in 80 columns
         shuffle=False,  # the dataset shuffles itself when training
         fine_tuning=settings.fine_tuning,
     )
@@ -194,7 +197,10 @@ def _cached_features(
 
 
 def save_run(result: TrainingResult, spec: RunSpec, run_dir: str | Path) -> dict[str, Path]:
-    """Write the model, spec, history and report of a run; return the paths written."""
+    """Write the model, spec, history (also as per-epoch tables) and report of a run.
+
+    Returns the paths written.
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -205,6 +211,8 @@ def save_run(result: TrainingResult, spec: RunSpec, run_dir: str | Path) -> dict
     result.model.save(paths["model"])
     spec.save(paths["spec"])
     paths["history"].write_text(json.dumps(result.history, indent=2), encoding="utf-8")
+    paths["epochs"] = run_dir / EPOCHS_FILE
+    paths["epochs"].write_text(history_table(result.history, result.model.tasks), encoding="utf-8")
     if result.report is not None:
         paths["report"] = run_dir / REPORT_FILE
         result.report.save(paths["report"])

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -68,8 +69,17 @@ def test_train_writes_a_run_folder(workspace):
         "report.html",
         "contributions.json",
         "modality_contributions.png",
+        "epochs.txt",
     ):
         assert (run / name).is_file(), name
+    epochs = (run / "epochs.txt").read_text().splitlines()
+    assert epochs[0].startswith("epoch 1/1  loss ")
+    assert [line.split()[0] for line in epochs[2:5]] == [
+        "text_sentiment",
+        "image_sentiment",
+        "post_sentiment",
+    ]
+    assert max(len(line) for line in epochs) < 80
     history = json.loads((run / "history.json").read_text())
     assert "val_post_sentiment_macro_f1" in history and len(history["loss"]) == 1
     report = json.loads((run / "report.json").read_text())
@@ -158,7 +168,10 @@ def test_user_errors_are_one_line(workspace, tmp_path, capsys):
     assert "No saved model" in capsys.readouterr().err
 
 
-def test_console_script_error_has_no_traceback(tmp_path):
+def test_console_script_error_is_one_line_without_tensorflow_logs(tmp_path):
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("MMTASK_TF_LOGS", "TF_CPP_MIN_LOG_LEVEL")
+    }
     completed = subprocess.run(
         [
             sys.executable,
@@ -173,10 +186,52 @@ def test_console_script_error_has_no_traceback(tmp_path):
         capture_output=True,
         text=True,
         timeout=120,
+        env=env,
     )
     assert completed.returncode == 2
-    assert "Traceback" not in completed.stderr
-    assert completed.stderr.strip().splitlines()[-1].startswith("mmtask export: error:")
+    # Nothing else: no traceback, and none of TensorFlow's start-up lines.
+    assert len(completed.stderr.splitlines()) == 1, completed.stderr
+    assert completed.stderr.startswith("mmtask export: error: No saved model")
+
+
+def test_help_and_the_parser_do_not_import_tensorflow():
+    code = (
+        "import sys, mmtask, mmtask.cli\n"
+        "mmtask.cli.build_parser()\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n"
+        "assert {'train', 'make_dataset', 'MultiTaskModel'} <= set(dir(mmtask))\n"
+        "from mmtask import MmtaskError\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow imported by mmtask.errors'\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert completed.returncode == 0, completed.stderr
+    completed = subprocess.run(
+        [sys.executable, "-m", "mmtask.cli", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert completed.returncode == 0 and "usage: mmtask" in completed.stdout
+
+
+def test_public_names_still_import_from_the_package():
+    import mmtask
+    from mmtask import train
+    from mmtask.training import train as training_train
+
+    assert train is training_train
+    assert mmtask.encoders.KerasHubImageEncoder.__name__ == "KerasHubImageEncoder"
+    with pytest.raises(AttributeError, match="has no attribute 'no_such_name'"):
+        mmtask.no_such_name  # noqa: B018
+
+
+def test_verbose_takes_0_1_or_2(capsys):
+    from mmtask.cli import build_parser
+
+    args = build_parser().parse_args(["train", "--data", "d", "--out", "r", "--verbose", "2"])
+    assert args.verbose == 2
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["evaluate", "--model", "m", "--data", "d", "--verbose", "3"])
+    assert "invalid choice: 3" in capsys.readouterr().err
 
 
 def test_pretrain_then_train_from_the_saved_encoder(workspace, tmp_path):
@@ -326,3 +381,14 @@ def test_train_caches_frozen_encoders_and_keeps_the_best_epoch(workspace, tmp_pa
     assert f"kept epoch {selection['best_epoch'] + 1} of 4" in capsys.readouterr().out
     report = json.loads((run / "report.json").read_text())
     assert report["post_sentiment"]["accuracy"] == pytest.approx(max(values), abs=1e-6)
+
+
+def test_tf_logs_flag_or_environment_variable(monkeypatch):
+    from mmtask.cli import build_parser
+
+    argv = ["export", "--model", "m", "--out", "o"]
+    monkeypatch.delenv("MMTASK_TF_LOGS", raising=False)
+    assert not build_parser().parse_args(argv).tf_logs
+    assert build_parser().parse_args([*argv, "--tf-logs"]).tf_logs
+    monkeypatch.setenv("MMTASK_TF_LOGS", "1")
+    assert build_parser().parse_args(argv).tf_logs

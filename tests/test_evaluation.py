@@ -22,6 +22,20 @@ def test_classification_report_by_hand():
     assert report.weighted_f1 == pytest.approx((2 * 0.5 + 1 * 2 / 3 + 3 * 0.8) / 6)
 
 
+def test_majority_rate_is_the_share_of_the_most_frequent_labelled_class(tmp_path):
+    # Labelled: three pos, one neg (the unlabelled -1s are left out): 3 / 4.
+    labels = {"a": np.array([2, -1, 2, 0, -1, 2])}
+    probabilities = {"a": np.tile([0.8, 0.1, 0.1], (6, 1))}  # always predicts neg
+    report = report_from_predictions(probabilities, labels, {"a": NAMES})
+    assert report.tasks["a"].majority_rate == 0.75
+    assert report.tasks["a"].accuracy == 0.25
+    report.save(tmp_path / "report.json")
+    assert json.loads((tmp_path / "report.json").read_text())["a"]["majority_rate"] == 0.75
+    header, row = report.table().splitlines()[:2]
+    assert header.split()[:4] == ["task", "n", "majority", "accuracy"]
+    assert row.split()[:4] == ["a", "4", "0.7500", "0.2500"]
+
+
 def test_class_never_seen_nor_predicted_counts_zero_f1():
     report = classification_report("t", [0, 0], [0, 0], NAMES)
     assert report.accuracy == 1.0
@@ -47,7 +61,8 @@ def test_saved_report_loads_back(tmp_path):
     from mmtask.evaluation import EvaluationReport
 
     report = report_from_predictions(
-        {"a": np.array([[0.9, 0.05, 0.05], [0.2, 0.2, 0.6]])}, {"a": np.array([0, 1])},
+        {"a": np.array([[0.9, 0.05, 0.05], [0.2, 0.2, 0.6]])},
+        {"a": np.array([0, 1])},
         {"a": NAMES},
     )
     path = tmp_path / "report.json"

@@ -134,9 +134,7 @@ def trained_with_dropout(tmp_path_factory):
 @pytest.mark.parametrize("removed", ["image", "text"])
 def test_post_head_beats_chance_with_one_modality_removed(trained_with_dropout, removed):
     model, val_posts = trained_with_dropout
-    features, _, _ = next(
-        iter(make_dataset(val_posts, image_size=model.image_size, batch_size=len(val_posts)))
-    )
+    features, _, _ = next(iter(make_dataset(val_posts, model=model, batch_size=len(val_posts))))
     if removed == "image":
         features["image"] = tf.fill(tf.shape(features["image"]), float("nan"))
     else:

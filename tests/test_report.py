@@ -26,6 +26,8 @@ CONFUSIONS = {
     "text_sentiment": [[4, 1, 0], [1, 3, 1], [0, 1, 3]],
     "<b>bold</b>": [[1, 1, 1], [1, 1, 1], [1, 1, 1]],
 }
+# The largest row of each confusion matrix over its total: 5 of 14, 3 of 9.
+MAJORITY_RATES = {"text_sentiment": "0.3571", "<b>bold</b>": "0.3333"}
 SPEC = {"model": {"image_size": 32, "note": "<script>alert(1)</script>"}, "training": {"epochs": 2}}
 
 
@@ -80,11 +82,12 @@ def test_page_has_a_metrics_row_per_task(page):
     _, path, text = page
     assert path.name == "report.html" and path.is_file()
     rows = table_rows(text)
-    assert rows[0] == ["task", "count", "accuracy", "macro-F1", "weighted-F1"]
+    assert rows[0] == ["task", "count", "majority class", "accuracy", "macro-F1", "weighted-F1"]
     expected = [
         [
             html.escape(task),
             str(m["count"]),
+            MAJORITY_RATES[task],
             f"{m['accuracy']:.4f}",
             f"{m['macro_f1']:.4f}",
             f"{m['weighted_f1']:.4f}",
@@ -155,6 +158,7 @@ def test_cli_report_on_a_trained_run(trained_run, capsys):
     assert set(report) == {"text_sentiment", "image_sentiment", "post_sentiment"}
     for task, metrics in report.items():
         row = f'<td>{task}</td><td class="number">{metrics["count"]}</td>'
+        row += f'<td class="number">{metrics["majority_rate"]:.4f}</td>'
         assert row + f'<td class="number">{metrics["accuracy"]:.4f}</td>' in text
     assert len(embedded_pngs(text)) == 3
     for name in ("learning_curves", "confusion_matrices", "loss_weights"):

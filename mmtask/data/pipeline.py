@@ -20,7 +20,8 @@ CACHED_SHUFFLE_BUFFER = 1024
 def make_dataset(
     posts: Posts,
     *,
-    image_size: int | tuple[int, int] = 224,
+    model=None,
+    image_size: int | tuple[int, int] | None = None,
     batch_size: int = 32,
     training: bool = False,
     augment: bool | None = None,
@@ -39,9 +40,16 @@ def make_dataset(
     the label is real. A modality with precomputed features (`posts.features`)
     is served as those features instead, and not augmented.
 
+    Images are resized to the size the model reads, so give the model (or
+    its size): a fixed default would silently feed it the wrong size.
+
     Args:
         posts: Posts. The posts to serve.
-        image_size: int | tuple[int, int]. Image (height, width); an int gives a square.
+        model: MultiTaskModel | None. The model the batches are for; images
+            get its `image_size`.
+        image_size: int | tuple[int, int] | None. Image (height, width), an int
+            for a square; default the model's. Needed, through one of the
+            two, unless the images are precomputed features.
         batch_size: int. Posts per batch.
         training: bool. Default for `augment` and `shuffle`; when False the
             order is always that of `posts`.
@@ -55,16 +63,19 @@ def make_dataset(
         drop_remainder: bool. Drop the last batch when smaller than `batch_size`.
         repeat: bool. Repeat forever.
 
+    Raises:
+        ValueError: neither `model` nor `image_size` is given, or they disagree.
+
     Example:
-        >>> train = make_dataset(posts, image_size=224, training=True, seed=0)
+        >>> train = make_dataset(posts, model=model, training=True, seed=0)
         >>> features, labels, masks = next(iter(train))
     """
-    size = image_size_pair(image_size)
     augment = training if augment is None else augment
     shuffle = training if shuffle is None else shuffle
     deterministic = not training or seed is not None
 
     image_precomputed = "image" in posts.features
+    size = _image_size(model, image_size, needed=not image_precomputed)
 
     def load(features, labels, masks):
         if image_precomputed:
@@ -97,6 +108,25 @@ def make_dataset(
         batch_size=batch_size,
         drop_remainder=drop_remainder,
     )
+
+
+def _image_size(model, image_size, needed: bool) -> tuple[int, int] | None:
+    """The (height, width) to decode images to, from the model or `image_size`."""
+    size = None if image_size is None else image_size_pair(image_size)
+    if model is None:
+        if size is None and needed:
+            raise ValueError(
+                "make_dataset needs the image size the model reads: pass `model=` (its "
+                "`image_size` is used) or `image_size=`. Received neither."
+            )
+        return size
+    model_size = image_size_pair(tuple(model.image_size))
+    if size is not None and size != model_size:
+        raise ValueError(
+            f"`image_size` and the model's image size disagree: expected {model_size} "
+            f"(model.image_size) or no `image_size`. Received: image_size={image_size!r}"
+        )
+    return model_size
 
 
 def batch_posts(

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 import keras
 
+from mmtask.encoders.image_size import check_image_size, fixed_input_size, size_pair
 from mmtask.encoders.pooled import PooledEncoder
 from mmtask.encoders.presets import as_layer, local_path
 from mmtask.encoders.sequences import encoder_output, encoder_output_spec, image_patches
@@ -46,6 +47,10 @@ class KerasApplicationsImageEncoder(PooledEncoder):
         output_dim: int | None. If set, a dense projection to this width.
         trainable_backbone: bool. False freezes the backbone (its batch
             normalization then runs in inference mode).
+        native_image_size: int | tuple[int, int] | None. The image size the
+            weights were trained at (e.g. 224 for EfficientNetB0, 240 for
+            B1); building at another size warns, naming both. A backbone built
+            with a fixed `input_shape` takes that size only: another is an error.
 
     Example:
     ```python
@@ -67,6 +72,7 @@ class KerasApplicationsImageEncoder(PooledEncoder):
         pooling: str = "avg",
         output_dim: int | None = None,
         trainable_backbone: bool = False,
+        native_image_size: int | tuple[int, int] | None = None,
         **kwargs,
     ):
         super().__init__(output_dim=output_dim, **kwargs)
@@ -97,6 +103,7 @@ class KerasApplicationsImageEncoder(PooledEncoder):
         family = builder.__module__.rsplit(".", 1)[-1]
         self.preprocess_input = getattr(keras.applications, family).preprocess_input
         self.application = application
+        self.native_image_size = size_pair(native_image_size)
         self.pooling = pooling
         self.trainable_backbone = trainable_backbone
         self.pool = (
@@ -108,6 +115,12 @@ class KerasApplicationsImageEncoder(PooledEncoder):
     @property
     def feature_dim(self) -> int:
         return int(self.backbone.output.shape[-1])
+
+    def build(self, input_shape):
+        check_image_size(
+            self.name, input_shape[1:3], self.native_image_size, fixed_input_size(self.backbone)
+        )
+        super().build(input_shape)
 
     def call(self, images, training=None, return_sequence=False):
         features = self.backbone(self.preprocess_input(images), training=training)
@@ -136,6 +149,7 @@ class KerasApplicationsImageEncoder(PooledEncoder):
                 "backbone": keras.layers.serialize(self.backbone),
                 "pooling": self.pooling,
                 "trainable_backbone": self.trainable_backbone,
+                "native_image_size": self.native_image_size,
             }
         )
         return config

@@ -11,6 +11,12 @@ from __future__ import annotations
 import keras
 import keras_hub
 
+from mmtask.encoders.image_size import (
+    check_image_size,
+    fixed_input_size,
+    preset_image_size,
+    size_pair,
+)
 from mmtask.encoders.pooled import PooledEncoder
 from mmtask.encoders.presets import as_layer, from_preset
 from mmtask.encoders.sequences import encoder_output, encoder_output_spec, image_patches
@@ -33,10 +39,16 @@ class KerasHubImageEncoder(PooledEncoder):
         output_dim: int | None. If set, a dense projection to this width.
         trainable_backbone: bool. False freezes the backbone (its batch
             normalization then runs in inference mode).
+        native_image_size: int | tuple[int, int] | None. The image size the
+            backbone was pretrained at; building at another size warns,
+            naming both. Default: the preset's image converter size, if the
+            preset has one (EfficientNet-Lite0: 224).
 
     Example:
     ```python
-    encoder = KerasHubImageEncoder(preset="weights/efficientnet_lite0_imagenet")
+    encoder = KerasHubImageEncoder(
+        preset="weights/efficientnet_lite0_imagenet", native_image_size=224
+    )
     vectors = encoder(images)  # images: (B, 224, 224, 3) in 0..255 -> (B, 1280)
     ```
     """
@@ -52,6 +64,7 @@ class KerasHubImageEncoder(PooledEncoder):
         pooling: str = "avg",
         output_dim: int | None = None,
         trainable_backbone: bool = False,
+        native_image_size: int | tuple[int, int] | None = None,
         **kwargs,
     ):
         super().__init__(output_dim=output_dim, **kwargs)
@@ -66,6 +79,9 @@ class KerasHubImageEncoder(PooledEncoder):
             )
         if preset is not None:
             backbone = from_preset(keras_hub.models.Backbone.from_preset, preset)
+            if native_image_size is None:
+                native_image_size = preset_image_size(preset)
+        self.native_image_size = size_pair(native_image_size)
         self.backbone = as_layer(backbone)
         self.backbone.trainable = trainable_backbone
         self.scale = scale
@@ -84,6 +100,9 @@ class KerasHubImageEncoder(PooledEncoder):
         return int(self.backbone.output.shape[-1])
 
     def build(self, input_shape):
+        check_image_size(
+            self.name, input_shape[1:3], self.native_image_size, fixed_input_size(self.backbone)
+        )
         self.rescale.build(input_shape)
         super().build(input_shape)
 
@@ -115,6 +134,7 @@ class KerasHubImageEncoder(PooledEncoder):
                 "offset": self.offset,
                 "pooling": self.pooling,
                 "trainable_backbone": self.trainable_backbone,
+                "native_image_size": self.native_image_size,
             }
         )
         return config

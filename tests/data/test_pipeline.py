@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -42,6 +44,21 @@ def _collect(dataset):
     labels = {k: np.concatenate([b[1][k] for b in batches]) for k in batches[0][1]}
     masks = {k: np.concatenate([b[2][k] for b in batches]) for k in batches[0][2]}
     return posts, images, labels, masks
+
+
+def test_image_size_defaults_to_the_models(posts):
+    model = SimpleNamespace(image_size=(6, 8))  # all make_dataset reads of a model
+    dataset = make_dataset(posts, model=model, batch_size=4)
+    assert dataset.element_spec[0]["image"].shape.as_list() == [None, 6, 8, 3]
+    agreeing = make_dataset(posts, model=model, image_size=[6, 8], batch_size=4)
+    assert agreeing.element_spec[0]["image"].shape.as_list() == [None, 6, 8, 3]
+
+
+def test_image_size_missing_or_disagreeing_with_the_model_is_an_error(posts):
+    with pytest.raises(ValueError, match="pass `model=`.*or `image_size=`. Received neither"):
+        make_dataset(posts, batch_size=4)
+    with pytest.raises(ValueError, match=r"expected \(6, 8\).*Received: image_size=224"):
+        make_dataset(posts, model=SimpleNamespace(image_size=(6, 8)), image_size=224)
 
 
 def test_element_spec_and_batches(posts):

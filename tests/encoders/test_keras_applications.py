@@ -198,3 +198,25 @@ def test_refuses_downloads_and_unknown_names(tmp_path):
     )
     with pytest.raises(SpecError, match="Invalid options"):
         build_model(spec, {"post": ["no", "yes"]})
+
+
+def image_only_model(encoder, size):
+    return MultiTaskModel(
+        encoders={"image": encoder},
+        heads={"post": ClassificationHead(2)},
+        task_inputs={"post": "image"},
+        label_names={"post": ["no", "yes"]},
+        image_size=(size, size),
+    )
+
+
+def test_image_size_against_the_weights_and_a_fixed_input_shape(weights):
+    with pytest.warns(
+        UserWarning, match="pretrained on 40x40 images, but the model feeds it 32x32"
+    ):
+        image_only_model(encoder_from(weights, native_image_size=40), 32)
+    fixed = KerasApplicationsImageEncoder(
+        APPLICATION, application_options={**OPTIONS, "input_shape": (40, 40, 3)}
+    )
+    with pytest.raises(MmtaskError, match="takes 40x40 images only. Received 32x32"):
+        image_only_model(fixed, 32)

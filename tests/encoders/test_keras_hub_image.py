@@ -2,9 +2,11 @@
 
 import shutil
 import time
+import warnings
 from pathlib import Path
 
 import keras
+import keras_hub
 import numpy as np
 import pytest
 from tiny_models import tiny_efficientnet_backbone
@@ -137,3 +139,36 @@ def test_returns_patches_on_request(preset):
         np.asarray(out["sequence"]), features.reshape(2, -1, features.shape[-1]), atol=1e-5
     )
     np.testing.assert_allclose(np.asarray(out["vector"]), features.mean(axis=(1, 2)), atol=1e-5)
+
+
+def image_only_model(encoder, size):
+    """A one-task model reading `encoder` at `size` x `size`: building it builds the encoder."""
+    return MultiTaskModel(
+        encoders={"image": encoder},
+        heads={"post": ClassificationHead(2)},
+        task_inputs={"post": "image"},
+        label_names={"post": ["no", "yes"]},
+        image_size=(size, size),
+    )
+
+
+def test_warns_when_the_model_image_size_is_not_the_presets(tmp_path):
+    path = tmp_path / "preset_with_converter"
+    tiny_backbone().save_to_preset(str(path))
+    keras_hub.layers.EfficientNetImageConverter(image_size=(24, 24)).save_to_preset(str(path))
+    with pytest.warns(
+        UserWarning, match="pretrained on 24x24 images, but the model feeds it 32x32"
+    ):
+        image_only_model(KerasHubImageEncoder(preset=str(path)), 32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = image_only_model(KerasHubImageEncoder(preset=str(path)), 24)
+    assert model.encoders["image"].get_config()["native_image_size"] == (24, 24)
+
+
+def test_a_backbone_of_fixed_input_size_refuses_another_size():
+    keras.utils.set_random_seed(0)
+    config = {**tiny_efficientnet_backbone().get_config(), "input_shape": (24, 24, 3)}
+    backbone = keras_hub.models.EfficientNetBackbone.from_config(config)
+    with pytest.raises(MmtaskError, match="takes 24x24 images only. Received 32x32"):
+        image_only_model(KerasHubImageEncoder(backbone=backbone), 32)
