@@ -5,6 +5,7 @@ from mmtask.encoders.keras_applications import KerasApplicationsImageEncoder
 from mmtask.encoders.keras_hub_image import KerasHubImageEncoder
 from mmtask.encoders.keras_hub_text import KerasHubTextEncoder
 from mmtask.encoders.precomputed import PrecomputedEncoder
+from mmtask.encoders.saved import load_encoder, save_encoder
 from mmtask.encoders.text_transformer import TransformerTextEncoder
 from mmtask.encoders.tf_hub import SavedModelLayer, TFHubImageEncoder, TFHubTextEncoder
 
@@ -18,4 +19,6 @@ __all__ = [
     "TFHubImageEncoder",
     "TFHubTextEncoder",
     "TransformerTextEncoder",
+    "load_encoder",
+    "save_encoder",
 ]

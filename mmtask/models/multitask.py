@@ -14,8 +14,8 @@ import keras
 from keras import ops
 
 from mmtask.errors import MmtaskError
+from mmtask.freezing import apply_frozen_flags
 from mmtask.models.presence import ModalityPresence, fill_missing
-from mmtask.transfer.fine_tuning import FineTuning, apply_frozen_flags
 from mmtask.weighting.base import LossWeighting
 from mmtask.weighting.epoch_callback import WeightingEpochCallback
 from mmtask.weighting.static import StaticWeighting
@@ -218,6 +218,10 @@ class MultiTaskModel(keras.Model):
             # First, so checkpointing callbacks save the weighting's updated state.
             callbacks.insert(0, WeightingEpochCallback())
         if fine_tuning is not None:
+            # Imported here: the model side never loads the transfer package
+            # unless a run asks for a schedule.
+            from mmtask.transfer.fine_tuning import FineTuning
+
             callbacks.insert(1, FineTuning(fine_tuning))
         if hasattr(x, "element_spec"):
             # A tf.data dataset shuffles itself (`make_dataset(training=True)`);
