@@ -120,6 +120,8 @@ class MultiTaskModel(keras.Model):
         }
         presence_layer = ModalityPresence(modality_dropout, name="modality_presence")
         if getattr(fusion, "uses_sequences", False):
+            for m in sorted(encoders):
+                _check_first_call_gave_sequence(m, encoders[m], fusion)
             encoded = {
                 m: encoders[m](encoder_inputs[m], return_sequence=True) for m in sorted(encoders)
             }
@@ -395,6 +397,28 @@ def _hide_sequence(encoded: dict, presence) -> dict:
             ops.cast(encoded["mask"], "bool"), ops.expand_dims(ops.greater(presence, 0), -1)
         ),
     }
+
+
+def _check_first_call_gave_sequence(modality: str, encoder, fusion) -> None:
+    """Refuses an encoder whose first symbolic call returned its vector alone.
+
+    Keras checks a functional model's graph against the structure each layer
+    returned on its first symbolic call: an encoder first called for its
+    vector (inside another model, e.g. pre-training) cannot give its sequence
+    here, and Keras would only say "Output ... is not connected to inputs".
+    """
+    try:
+        first_output = encoder.output
+    except AttributeError:
+        return  # Never called on symbolic inputs.
+    if not isinstance(first_output, list):
+        raise ValueError(
+            f"{type(fusion).__name__} needs the {modality} encoder's sequence, but "
+            f"{encoder.name!r} was first called on symbolic inputs (in another model) for "
+            "its vector alone, and Keras checks a model against a layer's first call. "
+            "Expected an encoder never called in another model: build a fresh one, or "
+            "save it with `save_encoder` and load it with `load_encoder`."
+        )
 
 
 def _built_f1_score(num_classes: int, name: str) -> keras.metrics.F1Score:

@@ -6,7 +6,9 @@ import pytest
 from tiny_models import WORDS, make_batch
 
 from mmtask.builder import build_model
-from mmtask.encoders import TransformerTextEncoder, load_encoder, save_encoder
+from mmtask.encoders import SmallCNNImageEncoder, TransformerTextEncoder, load_encoder, save_encoder
+from mmtask.fusion import CrossAttentionFusion
+from mmtask.heads import ClassificationHead
 from mmtask.models import MultiTaskModel
 from mmtask.spec import ComponentSpec, ModelSpec
 
@@ -63,3 +65,17 @@ def test_an_unbuilt_encoder_is_built_before_saving(tmp_path):
     np.testing.assert_allclose(load_encoder(path)(TEXTS), encoder(TEXTS), atol=1e-6)
     with pytest.raises(ValueError, match="expected one of"):
         save_encoder(encoder, tmp_path / "audio.keras", "audio")
+
+
+def test_an_encoder_first_called_for_its_vector_is_refused_with_the_way_out():
+    encoder = tiny_text_encoder()
+    encoder(keras.Input(shape=(), dtype="string"))
+    with pytest.raises(ValueError, match="save it with `save_encoder`"):
+        MultiTaskModel(
+            encoders={"text": encoder, "image": SmallCNNImageEncoder(filters=(4,), output_dim=4)},
+            fusion=CrossAttentionFusion(units=8, num_heads=2),
+            heads={"post_task": ClassificationHead(3, name="post_task")},
+            task_inputs={"post_task": "fused"},
+            label_names={"post_task": ["neg", "neu", "pos"]},
+            image_size=(16, 16),
+        )
