@@ -14,13 +14,8 @@ from mmtask.data import Posts, make_dataset
 from mmtask.errors import MmtaskError
 from mmtask.evaluation import EvaluationReport, evaluate_model, modality_contributions
 from mmtask.models import MultiTaskModel
+from mmtask.run_folder import CONTRIBUTIONS_FILE, HISTORY_FILE, MODEL_FILE, REPORT_FILE, SPEC_FILE
 from mmtask.spec import RunSpec
-
-MODEL_FILE = "model.keras"
-SPEC_FILE = "spec.json"
-HISTORY_FILE = "history.json"
-REPORT_FILE = "report.json"
-CONTRIBUTIONS_FILE = "contributions.json"
 
 
 @dataclass

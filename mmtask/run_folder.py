@@ -1,0 +1,11 @@
+"""The file names of a run folder, shared by the trainer that writes it and the readers.
+
+Plots and reports read a run folder without training anything; keeping the
+names here lets them do so without importing the trainer.
+"""
+
+MODEL_FILE = "model.keras"
+SPEC_FILE = "spec.json"
+HISTORY_FILE = "history.json"
+REPORT_FILE = "report.json"
+CONTRIBUTIONS_FILE = "contributions.json"
