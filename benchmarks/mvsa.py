@@ -10,9 +10,10 @@ as mean and standard deviation over the seeds, with the wall time.
 
 Rows that start from a pre-trained text encoder run their recipe's
 documented `mmtask pretrain` command first (once; the encoder file is
-reused). The `fusion` suite runs each fusion recipe with each loss
-weighting (the recipe's `model.weighting` replaced), plus a contrastive
-alignment row for retrieval.
+reused). The `fusion` suite runs the recipe of each registered fusion
+(`configs/mvsa_frozen_<fusion>.yaml`) with each registered loss weighting
+(the recipe's `model.weighting` replaced), plus a contrastive alignment row
+for retrieval.
 
 Per-seed results are stored under `--cache-dir`/results and reused by later
 invocations (`--only` trains some rows; the table covers every row with
@@ -41,7 +42,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from common import effective_cores, machine_figures, print_json_line  # noqa: E402
 
 import mmtask  # noqa: E402
+import mmtask.builder  # noqa: E402, F401  (registers every part)
 from mmtask.cli import main as mmtask_cli  # noqa: E402
+from mmtask.registry import FUSIONS, WEIGHTINGS  # noqa: E402
 from mmtask.retrieval import embed_posts, recall_at_k  # noqa: E402
 from mmtask.spec import ComponentSpec  # noqa: E402
 
@@ -49,8 +52,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 SHARED = ROOT.parent / "shared"
 TASKS = ("text_sentiment", "image_sentiment", "post_sentiment")
-WEIGHTINGS = ("static", "uncertainty", "dwa")
-FUSION_RECIPES = ("concat", "gated", "cross_attention", "autoencoder")
 AIRLINE = SHARED / "data" / "airline_tweets" / "Tweets.csv"
 # The `mmtask pretrain` commands the airline recipes document, by encoder file.
 PRETRAINING = {
@@ -156,8 +157,8 @@ def fusion_rows() -> list[Row]:
             f"configs/mvsa_frozen_{fusion}.yaml",
             weighting=weighting,
         )
-        for fusion in FUSION_RECIPES
-        for weighting in WEIGHTINGS
+        for fusion in FUSIONS.names()
+        for weighting in WEIGHTINGS.names()
     ]
     rows.append(
         Row(

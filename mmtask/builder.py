@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import mmtask.alignment  # noqa: F401  (registers the alignment modules)
-import mmtask.encoders  # noqa: F401  (registers the built-in encoders)
+import mmtask.encoders  # noqa: F401  (registers the built-in and saved encoders)
 import mmtask.fusion  # noqa: F401  (registers the built-in fusion modules)
-import mmtask.transfer  # noqa: F401  (registers saved encoders)
 import mmtask.weighting  # noqa: F401  (registers the built-in weighting methods)
 from mmtask.errors import SpecError
 from mmtask.heads import ClassificationHead

@@ -27,7 +27,7 @@ from matplotlib.ticker import MaxNLocator
 
 from mmtask.errors import MmtaskError
 from mmtask.evaluation import EvaluationReport
-from mmtask.training import CONTRIBUTIONS_FILE, HISTORY_FILE, REPORT_FILE
+from mmtask.run_folder import CONTRIBUTIONS_FILE, HISTORY_FILE, REPORT_FILE
 
 LEARNING_CURVES_FILE = "learning_curves.png"
 CONFUSION_MATRICES_FILE = "confusion_matrices.png"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from mmtask.errors import MmtaskError
 from mmtask.plots import as_evaluation_report, read_run_file, save_run_plots
-from mmtask.training import REPORT_FILE, SPEC_FILE
+from mmtask.run_folder import REPORT_FILE, SPEC_FILE
 
 HTML_FILE = "report.html"
 

@@ -18,17 +18,18 @@ from mmtask.errors import MmtaskError
 from mmtask.evaluation import EvaluationReport, evaluate_model, modality_contributions
 from mmtask.models import MultiTaskModel
 from mmtask.progress import history_table, progress_callbacks
+from mmtask.run_folder import (
+    CONTRIBUTIONS_FILE,
+    EPOCHS_FILE,
+    HISTORY_FILE,
+    MODEL_FILE,
+    REPORT_FILE,
+    SELECTION_FILE,
+    SPEC_FILE,
+)
 from mmtask.spec import RunSpec
 from mmtask.transfer.feature_cache import FeatureCache, default_cache_dir
 from mmtask.transfer.frozen_encoders import cached_twin, plan_cache, pools_by_mean
-
-MODEL_FILE = "model.keras"
-SPEC_FILE = "spec.json"
-HISTORY_FILE = "history.json"
-EPOCHS_FILE = "epochs.txt"
-REPORT_FILE = "report.json"
-CONTRIBUTIONS_FILE = "contributions.json"
-SELECTION_FILE = "selection.json"
 
 
 @dataclass

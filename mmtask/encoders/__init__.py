@@ -4,7 +4,12 @@ from mmtask.encoders.image_cnn import SmallCNNImageEncoder
 from mmtask.encoders.keras_applications import KerasApplicationsImageEncoder
 from mmtask.encoders.keras_hub_image import KerasHubImageEncoder
 from mmtask.encoders.keras_hub_text import KerasHubTextEncoder
-from mmtask.encoders.precomputed import PrecomputedEncoder
+from mmtask.encoders.precomputed import (
+    PrecomputedEncoder,
+    precomputed_image_encoder,
+    precomputed_text_encoder,
+)
+from mmtask.encoders.saved import load_encoder, save_encoder
 from mmtask.encoders.text_transformer import TransformerTextEncoder
 from mmtask.encoders.tf_hub import SavedModelLayer, TFHubImageEncoder, TFHubTextEncoder
 
@@ -18,4 +23,8 @@ __all__ = [
     "TFHubImageEncoder",
     "TFHubTextEncoder",
     "TransformerTextEncoder",
+    "load_encoder",
+    "precomputed_image_encoder",
+    "precomputed_text_encoder",
+    "save_encoder",
 ]

@@ -14,8 +14,8 @@ import keras
 from keras import ops
 
 from mmtask.errors import MmtaskError
+from mmtask.freezing import apply_frozen_flags
 from mmtask.models.presence import ModalityPresence, fill_missing
-from mmtask.transfer.fine_tuning import FineTuning, apply_frozen_flags
 from mmtask.weighting.base import LossWeighting
 from mmtask.weighting.epoch_callback import WeightingEpochCallback
 from mmtask.weighting.static import StaticWeighting
@@ -121,6 +121,8 @@ class MultiTaskModel(keras.Model):
         presence_layer = ModalityPresence(modality_dropout, name="modality_presence")
         fusion_reads_sequences = bool(getattr(fusion, "uses_sequences", False))
         if fusion_reads_sequences:
+            for m in sorted(encoders):
+                _check_first_call_gave_sequence(m, encoders[m], fusion)
             encoded = {
                 m: encoders[m](encoder_inputs[m], return_sequence=True) for m in sorted(encoders)
             }
@@ -220,6 +222,10 @@ class MultiTaskModel(keras.Model):
             # First, so checkpointing callbacks save the weighting's updated state.
             callbacks.insert(0, WeightingEpochCallback())
         if fine_tuning is not None:
+            # Imported here: the model side never loads the transfer package
+            # unless a run asks for a schedule.
+            from mmtask.transfer.fine_tuning import FineTuning
+
             callbacks.insert(1, FineTuning(fine_tuning))
         if hasattr(x, "element_spec"):
             # A tf.data dataset shuffles itself (`make_dataset(training=True)`);
@@ -393,6 +399,28 @@ def _hide_sequence(encoded: dict, presence) -> dict:
             ops.cast(encoded["mask"], "bool"), ops.expand_dims(ops.greater(presence, 0), -1)
         ),
     }
+
+
+def _check_first_call_gave_sequence(modality: str, encoder, fusion) -> None:
+    """Refuses an encoder whose first symbolic call returned its vector alone.
+
+    Keras checks a functional model's graph against the structure each layer
+    returned on its first symbolic call: an encoder first called for its
+    vector (inside another model, e.g. pre-training) cannot give its sequence
+    here, and Keras would only say "Output ... is not connected to inputs".
+    """
+    try:
+        first_output = encoder.output
+    except AttributeError:
+        return  # Never called on symbolic inputs.
+    if not isinstance(first_output, list):
+        raise ValueError(
+            f"{type(fusion).__name__} needs the {modality} encoder's sequence, but "
+            f"{encoder.name!r} was first called on symbolic inputs (in another model) for "
+            "its vector alone, and Keras checks a model against a layer's first call. "
+            "Expected an encoder never called in another model: build a fresh one, or "
+            "save it with `save_encoder` and load it with `load_encoder`."
+        )
 
 
 def _built_f1_score(num_classes: int, name: str) -> keras.metrics.F1Score:
