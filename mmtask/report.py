@@ -22,7 +22,7 @@ from pathlib import Path
 
 from mmtask.errors import MmtaskError
 from mmtask.plots import as_evaluation_report, read_run_file, save_run_plots
-from mmtask.run_folder import REPORT_FILE, SPEC_FILE
+from mmtask.run_folder import REPORT_FILE, SELECTION_FILE, SPEC_FILE
 
 HTML_FILE = "report.html"
 
@@ -65,6 +65,7 @@ def write_html_report(run_dir: str | Path, plots: Mapping[str, str | Path] | Non
     except ValueError as error:
         raise MmtaskError(f"{run_dir / REPORT_FILE}: {error}") from error
     spec = read_run_file(run_dir, SPEC_FILE) if (run_dir / SPEC_FILE).is_file() else None
+    selection = _selection_html(run_dir)
 
     rows = "\n".join(
         "<tr>"
@@ -98,6 +99,7 @@ def write_html_report(run_dir: str | Path, plots: Mapping[str, str | Path] | Non
 <h1>{title}</h1>
 <p>Run folder: <code>{escape(str(run_dir.resolve()))}</code></p>
 <h2>Metrics per task</h2>
+{selection}
 <table>
 <thead><tr><th>task</th><th>count</th><th>majority class</th><th>accuracy</th>
 <th>macro-F1</th><th>weighted-F1</th></tr></thead>
@@ -115,6 +117,20 @@ def write_html_report(run_dir: str | Path, plots: Mapping[str, str | Path] | Non
     path = run_dir / HTML_FILE
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def _selection_html(run_dir: Path) -> str:
+    """Which epoch's weights the figures are of, from the run's selection.json."""
+    if not (run_dir / SELECTION_FILE).is_file():
+        return ""
+    kept = read_run_file(run_dir, SELECTION_FILE)
+    if kept.get("best_epoch") is None:
+        return ""
+    stopped = ", stopped early" if kept.get("stopped_early") else ""
+    return escape(
+        f"Weights of epoch {kept['best_epoch'] + 1} of {kept['epochs_run']}{stopped}: "
+        f"the best {kept['monitor']} ({kept['best_value']:.4f})."
+    ).join(("<p>", "</p>"))
 
 
 def _base64(path: str | Path) -> str:

@@ -108,6 +108,10 @@ def test_page_embeds_every_plot_and_loads_nothing(page):
     assert not re.search(r"https?://|<link|<script", text, re.IGNORECASE)
 
 
+def test_page_without_a_selection_file_says_nothing_of_epochs(page):
+    assert "Weights of epoch" not in page[2]
+
+
 def test_page_escapes_task_names_and_the_spec(page):
     _, _, text = page
     assert "&lt;b&gt;bold&lt;/b&gt;" in text
@@ -161,6 +165,10 @@ def test_cli_report_on_a_trained_run(trained_run, capsys):
         row += f'<td class="number">{metrics["majority_rate"]:.4f}</td>'
         assert row + f'<td class="number">{metrics["accuracy"]:.4f}</td>' in text
     assert len(embedded_pngs(text)) == 3
+    kept = json.loads((trained_run / "selection.json").read_text())
+    val_loss = json.loads((trained_run / "history.json").read_text())["val_loss"]
+    assert kept["best_epoch"] == val_loss.index(min(val_loss))
+    assert f"Weights of epoch {kept['best_epoch'] + 1} of 2: the best val_loss" in text
     for name in ("learning_curves", "confusion_matrices", "loss_weights"):
         assert printed[name] == str(trained_run / f"{name}.png")
         assert_png_not_blank((trained_run / f"{name}.png").read_bytes())
