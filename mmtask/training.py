@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -241,4 +242,9 @@ def load_model(path: str | Path, safe_mode: bool = True) -> MultiTaskModel:
         path = path / MODEL_FILE
     if not path.is_file():
         raise MmtaskError(f"No saved model at {path}")
-    return keras.models.load_model(path, safe_mode=safe_mode)
+    try:
+        return keras.models.load_model(path, safe_mode=safe_mode)
+    except (ValueError, TypeError, OSError, KeyError, zipfile.BadZipFile) as error:
+        # Keras nests the cause in "Exception encountered: ..." lines; the last says why.
+        reason = str(error).split("Exception encountered:")[-1].strip().splitlines()[0]
+        raise MmtaskError(f"Could not load a model from {path}: {reason}") from None

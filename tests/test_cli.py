@@ -392,3 +392,17 @@ def test_tf_logs_flag_or_environment_variable(monkeypatch):
     assert build_parser().parse_args([*argv, "--tf-logs"]).tf_logs
     monkeypatch.setenv("MMTASK_TF_LOGS", "1")
     assert build_parser().parse_args(argv).tf_logs
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict", "export"])
+def test_a_file_that_is_no_model_is_one_line(command, workspace, tmp_path, capsys):
+    _, data, _ = workspace
+    fake = tmp_path / "model.keras"
+    fake.write_text("not a zip archive")
+    args = [command, "--model", str(fake), "--out", str(tmp_path / "out")]
+    if command != "export":
+        args += ["--data", str(data)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"mmtask {command}: error: Could not load a model")
+    assert str(fake) in err[0]

