@@ -16,6 +16,7 @@ from mmtask.encoders.pooled import PooledEncoder
 from mmtask.encoders.presets import as_layer, from_preset
 from mmtask.encoders.sequences import encoder_output, encoder_output_spec, masked_mean
 from mmtask.registry import TEXT_ENCODERS
+from mmtask.text.normalizer import as_normalizer
 
 
 @TEXT_ENCODERS.register("keras_hub")
@@ -31,6 +32,9 @@ class KerasHubTextEncoder(PooledEncoder):
         pooling: str. "mean" over real tokens, or "cls".
         output_dim: int | None. If set, a dense projection to this width.
         trainable_backbone: bool. False freezes the backbone.
+        normalizer: str | dict | layer | None. Rewrites the raw texts before
+            tokenization, e.g. "tweet" (`mmtask.text.TweetNormalizer`: URLs,
+            @mentions, hashtags split into words, HTML entities).
 
     Example:
     ```python
@@ -50,6 +54,7 @@ class KerasHubTextEncoder(PooledEncoder):
         pooling: str = "mean",
         output_dim: int | None = None,
         trainable_backbone: bool = False,
+        normalizer: str | dict | keras.layers.Layer | None = None,
         **kwargs,
     ):
         super().__init__(output_dim=output_dim, **kwargs)
@@ -73,6 +78,7 @@ class KerasHubTextEncoder(PooledEncoder):
         for path in self.unused_sublayers:
             # No gradient reaches it: training it would only warn.
             self.backbone.get_layer(path.split("/")[-1]).trainable = False
+        self.normalizer = as_normalizer(normalizer)
         self.sequence_length = sequence_length
         self.pooling = pooling
         self.trainable_backbone = trainable_backbone
@@ -99,6 +105,8 @@ class KerasHubTextEncoder(PooledEncoder):
         return ("backbone/pooled_dense",) if "pooled_dense" in names else ()
 
     def call(self, texts, training=None, return_sequence=False):
+        if self.normalizer is not None:
+            texts = self.normalizer(texts)
         token_ids, padding_mask = self.packer(self.tokenizer(texts))
         hidden = self.backbone(
             {
@@ -131,6 +139,9 @@ class KerasHubTextEncoder(PooledEncoder):
                 "sequence_length": self.sequence_length,
                 "pooling": self.pooling,
                 "trainable_backbone": self.trainable_backbone,
+                "normalizer": (
+                    None if self.normalizer is None else keras.layers.serialize(self.normalizer)
+                ),
             }
         )
         return config

@@ -1,0 +1,66 @@
+"""TweetNormalizer rewrites URLs, mentions, hashtags and entities, inside the text encoder."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mmtask.errors import SpecError
+from mmtask.text import TweetNormalizer, as_normalizer
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("Love it &amp; more &lt;3", "Love it & more <3"),
+        ("see https://t.co/x1Yz and www.example.com/a?b=1 now", "see url and url now"),
+        ("RT @some_user: hi @Bob!", "RT @user: hi @user!"),
+        ("#SummerVibes #NoFilter_2day #USA #iPhone8", "Summer Vibes No Filter 2 day USA i Phone 8"),
+        ("no\r\n  change", "no change"),
+        ("", ""),
+    ],
+)
+def test_rewrites(raw, expected):
+    out = TweetNormalizer()(tf.constant([raw, "x"]))
+    assert out.numpy()[0].decode() == expected and out.numpy()[1] == b"x"
+
+
+def test_options_and_round_trip():
+    layer = TweetNormalizer(url_token="", mention_token="", split_hashtags=False)
+    assert layer(tf.constant(["a @b https://c.d #NoFilter"])).numpy()[0] == b"a NoFilter"
+    again = as_normalizer(keras.layers.serialize(layer))
+    assert isinstance(again, TweetNormalizer) and again.get_config() == layer.get_config()
+    assert isinstance(as_normalizer("tweet"), TweetNormalizer)
+    with pytest.raises(SpecError, match="expected one of \\['tweet'\\]"):
+        as_normalizer("twitter")
+
+
+def test_runs_inside_a_keras_hub_text_encoder_and_its_saved_model(tmp_path):
+    import keras_hub
+
+    from mmtask.encoders import KerasHubTextEncoder
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "summer", "vibes", "url", "@", "user"]
+    keras.utils.set_random_seed(0)
+    tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=True)
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=len(vocab),
+        num_layers=1,
+        num_heads=2,
+        hidden_dim=8,
+        intermediate_dim=16,
+        max_sequence_length=16,
+    )
+    plain = KerasHubTextEncoder(tokenizer=tokenizer, backbone=backbone, sequence_length=8)
+    tweets = KerasHubTextEncoder(
+        tokenizer=tokenizer, backbone=backbone, sequence_length=8, normalizer="tweet"
+    )
+    raw = tf.constant(["#SummerVibes https://t.co/x @ann"])
+    clean = tf.constant(["summer vibes url @user"])
+    np.testing.assert_allclose(tweets(raw), plain(clean), atol=1e-6)
+    assert not np.allclose(plain(raw), plain(clean), atol=1e-3)
+    inputs = keras.Input(shape=(), dtype="string")
+    model = keras.Model(inputs, tweets(inputs))
+    model.save(tmp_path / "m.keras")
+    reloaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(reloaded(raw), plain(clean), atol=1e-6)
