@@ -39,6 +39,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import numpy as np  # noqa: E402
 from common import effective_cores, machine_figures, print_json_line  # noqa: E402
 
 import mmtask  # noqa: E402
@@ -80,9 +81,15 @@ def log(message: str) -> None:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("suite", choices=("transfer", "fusion"))
+    parser.add_argument("suite", choices=("transfer", "fusion", "levers"))
     parser.add_argument("--data", type=Path, default=SHARED / "data" / "mvsa_single")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--folds",
+        type=int,
+        default=None,
+        help="K-fold cross-validation on train + val (seed 0) instead of seeds on the val split.",
+    )
     parser.add_argument("--cache-dir", type=Path, default=ROOT / ".cache" / "mvsa")
     parser.add_argument(
         "--only", nargs="+", default=None, help="Train only the rows with these names."
@@ -149,6 +156,22 @@ TRANSFER_ROWS = [
 ]
 
 
+LEVER_ROWS = [
+    Row(
+        "frozen",
+        "frozen MiniLM-L6 + EfficientNet-Lite0, concat (baseline)",
+        "configs/mvsa_frozen_concat.yaml",
+    ),
+    Row("tweetnorm", "+ tweet normaliser", "configs/mvsa_frozen_concat_tweetnorm.yaml"),
+    Row("lite2", "EfficientNet-Lite2 at 260 px", "configs/mvsa_frozen_concat_lite2.yaml"),
+    Row(
+        "lite2_tweetnorm",
+        "EfficientNet-Lite2 + tweet normaliser",
+        "configs/mvsa_frozen_concat_lite2_tweetnorm.yaml",
+    ),
+]
+
+
 def fusion_rows() -> list[Row]:
     rows = [
         Row(
@@ -185,6 +208,26 @@ def pretrain_if_needed(spec: mmtask.RunSpec) -> None:
     args += ["--label-column", "airline_sentiment", "--out", path]
     if mmtask_cli(args) != 0:
         raise SystemExit(f"`mmtask {' '.join(args)}` failed")
+
+
+def splits(args: argparse.Namespace) -> list[tuple]:
+    """(name, seed, train posts, val posts) of each run of a row: seeds, or folds."""
+    if not args.folds:
+        train_posts = mmtask.read_mvsa(args.data, split="train")
+        val_posts = mmtask.read_mvsa(args.data, split="val")
+        log(f"{len(train_posts)} train and {len(val_posts)} val posts")
+        return [(f"seed{seed}", seed, train_posts, val_posts) for seed in args.seeds]
+    posts = mmtask.read_mvsa(args.data)
+    order = np.random.default_rng(0).permutation(len(posts))
+    folds = np.array_split(order, args.folds)
+    log(f"{len(posts)} posts in {args.folds} folds")
+    runs = []
+    for k, held_out in enumerate(folds):
+        held = set(held_out.tolist())
+        train_ids = [posts.ids[i] for i in order if i not in held]
+        val_ids = [posts.ids[i] for i in held_out]
+        runs.append((f"fold{k}", 0, posts.select(train_ids), posts.select(val_ids)))
+    return runs
 
 
 def train_once(row: Row, seed: int, train_posts, val_posts, cache_dir: Path, suite: str) -> dict:
@@ -301,13 +344,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
     cores = effective_cores()
     if not (args.data / "labelResultAll.txt").is_file():
         raise SystemExit(f"No MVSA-Single folder at {args.data}: pass --data.")
-    train_posts = mmtask.read_mvsa(args.data, split="train")
-    val_posts = mmtask.read_mvsa(args.data, split="val")
-    log(f"{len(train_posts)} train and {len(val_posts)} val posts")
+    runs = splits(args)
+    suite_rows = {"transfer": TRANSFER_ROWS, "fusion": fusion_rows(), "levers": LEVER_ROWS}
+    folder = args.suite + (f"_cv{args.folds}" if args.folds else "")
     rows = []
-    for row in TRANSFER_ROWS if args.suite == "transfer" else fusion_rows():
-        for seed in args.seeds:
-            stored = args.cache_dir / "results" / args.suite / f"{row.name}_seed{seed}.json"
+    for row in suite_rows[args.suite]:
+        for name, seed, train_posts, val_posts in runs:
+            stored = args.cache_dir / "results" / folder / f"{row.name}_{name}.json"
             if stored.is_file() and not args.rerun:
                 row.results.append(json.loads(stored.read_text(encoding="utf-8")))
             elif not args.only or row.name in args.only:
@@ -316,8 +359,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
                 )
                 stored.parent.mkdir(parents=True, exist_ok=True)
                 stored.write_text(json.dumps(row.results[-1]), encoding="utf-8")
-        if len(row.results) == len(args.seeds):
+        if len(row.results) == len(runs):
             rows.append(row)
+    val_posts = runs[0][3]
     if not rows:
         raise SystemExit("No row of this suite has results for every seed yet.")
     summary = summarize(rows)
@@ -329,11 +373,18 @@ def main(argv: Sequence[str] | None = None) -> dict:
     print(table, file=sys.stderr)
     if args.write is not None:
         command = f"python benchmarks/mvsa.py {' '.join(argv or sys.argv[1:])}"
-        body = (
-            f"Command: `{command}`; seeds {args.seeds}; val split of {args.data.name} "
-            f"({len(val_posts)} posts). Mean ± std over seeds, in %.\n\n{table}"
-        )
-        write_section(args.write, args.suite, body)
+        if args.folds:
+            over = (
+                f"{args.folds}-fold cross-validation on train + val of {args.data.name} "
+                f"(seed 0; about {len(val_posts)} posts per fold). Mean ± std over folds"
+            )
+        else:
+            over = (
+                f"seeds {args.seeds}; val split of {args.data.name} ({len(val_posts)} posts). "
+                "Mean ± std over seeds"
+            )
+        body = f"Command: `{command}`; {over}, in %.\n\n{table}"
+        write_section(args.write, folder, body)
     majority = {
         t: max(val_posts.label_counts(t).values()) / int((val_posts.labels[t] >= 0).sum())
         for t in TASKS
