@@ -81,6 +81,17 @@ def _read(
 
 
 def _train(args: argparse.Namespace) -> None:
+    from mmtask.atomic_folders import folder_lock
+
+    out = Path(args.out)
+    # Said before training, not after an hour of it.
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
+        raise MmtaskError(f"Run folder {out} already holds files: pass --overwrite to replace it.")
+    with folder_lock(out):
+        _train_locked(args)
+
+
+def _train_locked(args: argparse.Namespace) -> None:
     from mmtask.spec import RunSpec
     from mmtask.training import save_run, train
 
@@ -106,7 +117,7 @@ def _train(args: argparse.Namespace) -> None:
         contributions=True,
         cache_dir=args.cache_dir,
     )
-    paths = save_run(result, spec, args.out)
+    paths = save_run(result, spec, args.out, overwrite=args.overwrite)
     if result.selection is not None and result.selection["best_epoch"] is not None:
         kept = result.selection
         print(
@@ -270,6 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="run frozen encoders in every step instead of once, from a cache",
     )
     train.add_argument("--out", required=True, help="run folder to write")
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a run folder that already holds files (all of them)",
+    )
     train.set_defaults(run=_train)
 
     evaluate = commands.add_parser("evaluate", help="report per-task metrics of a model")

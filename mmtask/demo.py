@@ -48,7 +48,7 @@ def run_demo(out: Path, num_posts: int = 400, epochs: int = 8) -> dict[str, Path
     result = train(spec, train_posts, val_posts, verbose=2)
     print("\nValidation report:")
     print(result.report.table())
-    paths = {"data": data_dir, **save_run(result, spec, out / "run")}
+    paths = {"data": data_dir, **save_run(result, spec, out / "run", overwrite=True)}
     paths["saved_model"] = export_saved_model(result.model, out / "saved_model", overwrite=True)
 
     served = tf.saved_model.load(str(paths["saved_model"]))

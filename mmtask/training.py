@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import zipfile
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from mmtask.atomic_folders import replace_folder, staging_folder
 from mmtask.best_epoch import BestEpoch
 from mmtask.builder import build_model
 from mmtask.data import Posts, make_dataset
@@ -198,13 +200,37 @@ def _cached_features(
     return features if features["train"] else {}
 
 
-def save_run(result: TrainingResult, spec: RunSpec, run_dir: str | Path) -> dict[str, Path]:
+def save_run(
+    result: TrainingResult, spec: RunSpec, run_dir: str | Path, overwrite: bool = False
+) -> dict[str, Path]:
     """Write the model, spec, history (also as per-epoch tables) and report of a run.
+
+    The folder is written whole beside `run_dir` and then moved into place, so
+    it holds either the previous run or this one, never a mix of both.
+
+    Args:
+        overwrite: bool. Replace a folder that already holds files (all of them
+            go, the previous run's plots and report included).
 
     Returns the paths written.
     """
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    target = Path(run_dir)
+    if target.exists() and any(target.iterdir()) and not overwrite:
+        raise MmtaskError(
+            f"Run folder {target} already holds files; pass overwrite=True "
+            "(`mmtask train --overwrite`) to replace them."
+        )
+    run_dir = staging_folder(target)
+    try:
+        paths = _write_run(result, spec, run_dir)
+        replace_folder(run_dir, target)
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    return {name: target / path.name for name, path in paths.items()}
+
+
+def _write_run(result: TrainingResult, spec: RunSpec, run_dir: Path) -> dict[str, Path]:
     paths = {
         "model": run_dir / MODEL_FILE,
         "spec": run_dir / SPEC_FILE,

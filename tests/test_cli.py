@@ -160,7 +160,8 @@ def test_user_errors_are_one_line(workspace, tmp_path, capsys):
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("model:\n  fusoin: concat\n")
-    assert main(["train", "--data", str(data), "--spec", str(bad), "--out", str(tmp_path)]) == 2
+    out = str(tmp_path / "r2")
+    assert main(["train", "--data", str(data), "--spec", str(bad), "--out", out]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert "fusoin" in err[-1] and len([e for e in err if "error" in e]) == 1
 
@@ -406,3 +407,19 @@ def test_a_file_that_is_no_model_is_one_line(command, workspace, tmp_path, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"mmtask {command}: error: Could not load a model")
     assert str(fake) in err[0]
+
+
+def test_train_into_a_used_folder_needs_overwrite_and_then_replaces_it(workspace, capsys):
+    root, data, run = workspace
+    used = root / "used_run"
+    used.mkdir(exist_ok=True)
+    (used / "report.html").write_text("a previous run's page")
+    args = ["train", "--data", str(data), "--spec", str(root / "tiny.yaml")]
+    args += ["--train-split", "train", "--val-split", "val", "--out", str(used)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--overwrite" in err[0]
+    assert main([*args, "--overwrite"]) == 0
+    assert (used / "model.keras").is_file()
+    assert "a previous run's page" not in (used / "report.html").read_text()
+    assert not list(root.glob(".used_run.*"))

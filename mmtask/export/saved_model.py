@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import keras
 import keras_hub
 import tensorflow as tf
 
+from mmtask.atomic_folders import replace_folder, staging_folder
 from mmtask.data.images import decode_optional_image
 from mmtask.errors import MmtaskError
 
@@ -122,7 +121,7 @@ def export_saved_model(model, path: str | Path, overwrite: bool = False) -> Path
         [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in signature]
     )
 
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
+    staging = staging_folder(path)
     try:
         archive = keras.export.ExportArchive()
         archive.track(model)
@@ -142,19 +141,9 @@ def export_saved_model(model, path: str | Path, overwrite: bool = False) -> Path
             ),
             encoding="utf-8",
         )
-        _replace_directory(staging, path)
+        replace_folder(staging, path)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return path
 
-
-def _replace_directory(source: Path, target: Path) -> None:
-    """Move `source` to `target`, replacing it; the target is never half-written."""
-    if not target.exists():
-        os.rename(source, target)
-        return
-    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    os.rename(target, retired / target.name)
-    os.rename(source, target)
-    shutil.rmtree(retired, ignore_errors=True)
