@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from keras.src.saving.serialization_lib import SafeModeScope
+
 import mmtask.alignment  # noqa: F401  (registers the alignment modules)
 import mmtask.encoders  # noqa: F401  (registers the built-in and saved encoders)
 import mmtask.fusion  # noqa: F401  (registers the built-in fusion modules)
@@ -19,6 +21,7 @@ def build_model(
     spec: ModelSpec,
     label_names: Mapping[str, Sequence[str]],
     train_texts: Sequence[str] | None = None,
+    safe_mode: bool = True,
 ) -> MultiTaskModel:
     """Build the joint model a spec describes.
 
@@ -26,6 +29,8 @@ def build_model(
         spec: ModelSpec. Which parts to use and how the tasks read them.
         label_names: mapping of task -> class names, usually `posts.label_names`.
         train_texts: the training texts, to adapt a text encoder's vocabulary.
+        safe_mode: bool. As in `keras.models.load_model`: a part that would run
+            a SavedModel's graph (a `tf_hub` encoder) is refused unless False.
 
     Returns:
         An uncompiled `MultiTaskModel`.
@@ -43,9 +48,10 @@ def build_model(
         raise SpecError(f"Task names must be unique. Received: {[t.name for t in spec.tasks]}")
     encoders = {}
     if spec.text_encoder is not None:
-        encoders["text"] = TEXT_ENCODERS.build(
-            spec.text_encoder.name, name="text_encoder", **spec.text_encoder.options
-        )
+        with SafeModeScope(safe_mode):
+            encoders["text"] = TEXT_ENCODERS.build(
+                spec.text_encoder.name, name="text_encoder", **spec.text_encoder.options
+            )
         if getattr(encoders["text"], "needs_vocabulary", False):
             if train_texts is None:
                 raise SpecError(
@@ -54,9 +60,10 @@ def build_model(
                 )
             encoders["text"].adapt(list(train_texts))
     if spec.image_encoder is not None:
-        encoders["image"] = IMAGE_ENCODERS.build(
-            spec.image_encoder.name, name="image_encoder", **spec.image_encoder.options
-        )
+        with SafeModeScope(safe_mode):
+            encoders["image"] = IMAGE_ENCODERS.build(
+                spec.image_encoder.name, name="image_encoder", **spec.image_encoder.options
+            )
     fusion = None
     if spec.fusion is not None:
         fusion = FUSIONS.build(spec.fusion.name, name="fusion", **spec.fusion.options)

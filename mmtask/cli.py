@@ -116,6 +116,7 @@ def _train_locked(args: argparse.Namespace) -> None:
         verbose=args.verbose,
         contributions=True,
         cache_dir=args.cache_dir,
+        safe_mode=not args.trust_saved_model,
     )
     paths = save_run(result, spec, args.out, overwrite=args.overwrite)
     if result.selection is not None and result.selection["best_epoch"] is not None:
@@ -140,7 +141,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     from mmtask.evaluation import evaluate_model
     from mmtask.training import load_model
 
-    model = load_model(args.model)
+    model = load_model(args.model, safe_mode=not args.trust_saved_model)
     posts = _read(args, split=args.split, label_names=model.label_names)
     data = make_dataset(posts, model=model, batch_size=args.batch_size)
     report = evaluate_model(model, data, verbose=args.verbose)
@@ -154,7 +155,7 @@ def _predict(args: argparse.Namespace) -> None:
     from mmtask.data import features_only, make_dataset
     from mmtask.training import load_model
 
-    model = load_model(args.model)
+    model = load_model(args.model, safe_mode=not args.trust_saved_model)
     posts = _read(args, split=args.split, labelled=False)
     data = features_only(make_dataset(posts, model=model, batch_size=args.batch_size))
     probabilities = model.predict(data, verbose=args.verbose)
@@ -214,7 +215,7 @@ def _export(args: argparse.Namespace) -> None:
     from mmtask.export import export_saved_model
     from mmtask.training import load_model
 
-    model = load_model(args.model)
+    model = load_model(args.model, safe_mode=not args.trust_saved_model)
     path = export_saved_model(model, args.out, overwrite=args.overwrite)
     print(f"saved_model: {path}")
 
@@ -223,7 +224,7 @@ def _retrieve(args: argparse.Namespace) -> None:
     from mmtask.retrieval import Retriever, recall_at_k
     from mmtask.training import load_model
 
-    model = load_model(args.model)
+    model = load_model(args.model, safe_mode=not args.trust_saved_model)
     posts = _read(args, split=args.split, labelled=False)
     retriever = Retriever(model, posts, batch_size=args.batch_size)
     recall = recall_at_k(retriever.embeddings["text"], retriever.embeddings["image"], args.ks)
@@ -343,6 +344,13 @@ def build_parser() -> argparse.ArgumentParser:
             choices=[0, 1, 2],
             default=1,
             help="0 silent, 1 progress bar and per-epoch tables (default), 2 one line per epoch",
+        )
+    for command in (train, evaluate, predict, export, retrieve):
+        command.add_argument(
+            "--trust-saved-model",
+            action="store_true",
+            help="allow tf_hub encoders, whose SavedModel graph runs when built or loaded "
+            "(as keras.models.load_model(..., safe_mode=False))",
         )
     for command in commands.choices.values():
         # A misspelt flag (`--epoch`) is an error, not silently another flag.

@@ -68,6 +68,7 @@ def train(
     verbose: int | str = "auto",
     contributions: bool = False,
     cache_dir: str | Path | None = None,
+    safe_mode: bool = True,
 ) -> TrainingResult:
     """Build the model of `spec`, fit it on `train_posts`, and evaluate on `val_posts`.
 
@@ -90,11 +91,13 @@ def train(
             the text, then the image, masked (`modality_contributions`).
         cache_dir: str | Path | None. Folder of cached encoder outputs
             (default: `mmtask.transfer.default_cache_dir()`).
+        safe_mode: bool. False to allow parts that run a SavedModel's graph
+            (`tf_hub` encoders), as loading such a model needs.
     """
     spec.model = spec.model.with_tasks_for(train_posts.tasks)
     settings = spec.training
     keras.utils.set_random_seed(settings.seed)
-    model = build_model(spec.model, train_posts.label_names, train_posts.texts)
+    model = build_model(spec.model, train_posts.label_names, train_posts.texts, safe_mode=safe_mode)
     features = {}
     if settings.cache_frozen_encoders:
         features = _cached_features(

@@ -30,6 +30,7 @@ from keras import ops
 from mmtask.encoders.pooled import PooledEncoder
 from mmtask.encoders.presets import local_path
 from mmtask.encoders.sequences import encoder_output, encoder_output_spec, image_patches
+from mmtask.errors import MmtaskError
 from mmtask.registry import IMAGE_ENCODERS, TEXT_ENCODERS
 
 
@@ -182,6 +183,7 @@ class _TFHubEncoder(PooledEncoder):
         **kwargs,
     ):
         super().__init__(output_dim=output_dim, **kwargs)
+        _refuse_from_a_spec_in_safe_mode(handle)
         if pooling not in ("avg", "max", None):
             raise ValueError(
                 f"Invalid value for `pooling`: expected 'avg', 'max' or None. Received: {pooling!r}"
@@ -279,6 +281,23 @@ def _refuse_in_safe_mode(handle: str) -> None:
             f"This model calls the SavedModel at {handle}, whose graph runs when it is "
             "loaded, which safe mode does not allow. If you trust that SavedModel, load "
             "with `keras.models.load_model(path, safe_mode=False)`."
+        )
+
+
+def _refuse_from_a_spec_in_safe_mode(handle: str) -> None:
+    """A spec naming a SavedModel runs its graph: it needs the consent loading needs.
+
+    `mmtask.build_model` builds a spec's parts in safe mode unless told
+    otherwise; a layer made directly in Python is made by explicit choice.
+    """
+    from keras.src.saving import serialization_lib
+
+    if serialization_lib.in_safe_mode() is True:
+        raise MmtaskError(
+            f"The spec's `tf_hub` encoder runs the graph of the SavedModel at {handle}, "
+            "which safe mode does not allow. If you trust that SavedModel, build with "
+            "`safe_mode=False` (`mmtask.train(..., safe_mode=False)`, "
+            "`mmtask train --trust-saved-model`)."
         )
 
 

@@ -217,7 +217,9 @@ def test_builds_from_a_spec(modules):
             "tasks": [{"name": "post"}],
         }
     )
-    model = build_model(spec, {"post": ["no", "yes"]})
+    with pytest.raises(MmtaskError, match="--trust-saved-model"):
+        build_model(spec, {"post": ["no", "yes"]})
+    model = build_model(spec, {"post": ["no", "yes"]}, safe_mode=False)
     assert isinstance(model.encoders["image"], TFHubImageEncoder)
     assert isinstance(model.encoders["text"], TFHubTextEncoder)
     assert model.encoders["image"].output_width == 6
