@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from keras.src.saving.serialization_lib import SafeModeScope
-
 import mmtask.alignment  # noqa: F401  (registers the alignment modules)
 import mmtask.encoders  # noqa: F401  (registers the built-in and saved encoders)
 import mmtask.fusion  # noqa: F401  (registers the built-in fusion modules)
@@ -14,6 +12,7 @@ from mmtask.errors import SpecError
 from mmtask.heads import ClassificationHead
 from mmtask.models import MultiTaskModel
 from mmtask.registry import ALIGNMENTS, FUSIONS, IMAGE_ENCODERS, TEXT_ENCODERS, WEIGHTINGS
+from mmtask.safe_mode import spec_safe_mode
 from mmtask.spec import ModelSpec
 
 
@@ -48,7 +47,7 @@ def build_model(
         raise SpecError(f"Task names must be unique. Received: {[t.name for t in spec.tasks]}")
     encoders = {}
     if spec.text_encoder is not None:
-        with SafeModeScope(safe_mode):
+        with spec_safe_mode(safe_mode):
             encoders["text"] = TEXT_ENCODERS.build(
                 spec.text_encoder.name, name="text_encoder", **spec.text_encoder.options
             )
@@ -60,7 +59,7 @@ def build_model(
                 )
             encoders["text"].adapt(list(train_texts))
     if spec.image_encoder is not None:
-        with SafeModeScope(safe_mode):
+        with spec_safe_mode(safe_mode):
             encoders["image"] = IMAGE_ENCODERS.build(
                 spec.image_encoder.name, name="image_encoder", **spec.image_encoder.options
             )

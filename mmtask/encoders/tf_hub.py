@@ -32,6 +32,7 @@ from mmtask.encoders.presets import local_path
 from mmtask.encoders.sequences import encoder_output, encoder_output_spec, image_patches
 from mmtask.errors import MmtaskError
 from mmtask.registry import IMAGE_ENCODERS, TEXT_ENCODERS
+from mmtask.safe_mode import building_in_safe_mode
 
 
 @keras.saving.register_keras_serializable(package="mmtask")
@@ -290,9 +291,7 @@ def _refuse_from_a_spec_in_safe_mode(handle: str) -> None:
     `mmtask.build_model` builds a spec's parts in safe mode unless told
     otherwise; a layer made directly in Python is made by explicit choice.
     """
-    from keras.src.saving import serialization_lib
-
-    if serialization_lib.in_safe_mode() is True:
+    if building_in_safe_mode():
         raise MmtaskError(
             f"The spec's `tf_hub` encoder runs the graph of the SavedModel at {handle}, "
             "which safe mode does not allow. If you trust that SavedModel, build with "
