@@ -96,7 +96,9 @@ def test_jsonl_with_text_path_column(folder):
     )
     assert posts.ids == ["1", "2", "3"]
     assert posts.texts == ["café", "hello", "naïve"]
-    assert posts.label_names == {"stars": ["2", "10"], "spam": ["False"]}  # numbers as numbers
+    # Integers are class names, sorted as numbers; a JSON bool column is binary.
+    assert posts.label_names == {"stars": ["2", "10"], "spam": ["false", "true"]}
+    assert posts.label_types == {"stars": "classification", "spam": "binary"}
     np.testing.assert_array_equal(posts.labels["stars"], [1, -1, 0])
     np.testing.assert_array_equal(posts.labels["spam"], [0, -1, -1])  # absent key = missing
 
