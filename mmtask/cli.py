@@ -117,6 +117,10 @@ def _train(args: argparse.Namespace) -> None:
         spec.model.image_size = args.image_size
     train_posts = _read(args, split=args.train_split)
     val_posts = None
+    if args.val_fraction is not None:
+        if args.val_split or args.val_data:
+            raise MmtaskError("Give --val-fraction or --val-split / --val-data, not both.")
+        train_posts, val_posts = train_posts.split(args.val_fraction, seed=spec.training.seed)
     if args.val_split or args.val_data:
         val_posts = _read(
             args,
@@ -270,6 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--train-split", default=None, help="MVSA split for training")
     train.add_argument("--val-split", default=None, help="MVSA split for validation")
     train.add_argument("--val-data", default=None, help="validation data (default: --data)")
+    train.add_argument(
+        "--val-fraction",
+        type=float,
+        help="hold out this random share of --data (seeded by the spec's seed) for validation",
+    )
     train.add_argument("--epochs", type=int)
     train.add_argument("--batch-size", type=int)
     train.add_argument("--learning-rate", type=float)

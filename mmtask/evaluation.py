@@ -234,6 +234,7 @@ class EvaluationReport:
         training mean.
         """
         lines = []
+        width = max([20, *(len(task) for task in self.tasks)])
         kinds = list(dict.fromkeys(type(r) for r in self.tasks.values()))
         for kind in kinds:
             reports = [r for r in self.tasks.values() if type(r) is kind]
@@ -241,11 +242,11 @@ class EvaluationReport:
                 lines.append("")
             header = reports[0].row()
             lines.append(
-                f"{'task':<20} {'n':>6} " + " ".join(f"{k:>{max(len(k), 9)}}" for k in header)
+                f"{'task':<{width}} {'n':>6} " + " ".join(f"{k:>{max(len(k), 9)}}" for k in header)
             )
             for r in reports:
                 lines.append(
-                    f"{r.task:<20} {r.count:>6} "
+                    f"{r.task:<{width}} {r.count:>6} "
                     + " ".join(f"{v:>{max(len(k), 9)}.4f}" for k, v in r.row().items())
                 )
         for r in self.tasks.values():

@@ -186,6 +186,19 @@ class Posts:
             label_types=dict(self.label_types),
         )
 
+    def split(self, fraction: float, seed: int = 0) -> tuple[Posts, Posts]:
+        """(the other posts, a random `fraction` of them), e.g. to hold out validation posts.
+
+        Each part keeps the order of these posts; the same seed gives the same parts.
+        """
+        if not 0.0 < fraction < 1.0:
+            raise MmtaskError(f"`fraction` must lie in (0, 1). Received: fraction={fraction}")
+        held = np.zeros(len(self), dtype=bool)
+        chosen = np.random.default_rng(seed).permutation(len(self))
+        held[chosen[: int(round(fraction * len(self)))]] = True
+        ids = np.asarray(self.ids, dtype=object)
+        return self.select(ids[~held]), self.select(ids[held])
+
     def with_features(self, modality: str, values: np.ndarray) -> Posts:
         """These posts, serving `values` (one row per post) in place of the raw `modality`."""
         return dataclasses.replace(self, features={**self.features, modality: values})
