@@ -99,7 +99,7 @@ def plot_confusion_matrices(report: EvaluationReport | Mapping) -> Figure:
         r for r in as_evaluation_report(report).tasks.values() if isinstance(r, TaskReport)
     ]
     if not task_reports:
-        raise ValueError("Cannot plot confusion matrices: the report has no classifying tasks.")
+        raise ValueError("Cannot plot confusion matrices: the report has no tasks that classify.")
     size = max(3.5, 0.6 * max(len(r.label_names) for r in task_reports) + 2.0)
     figure = Figure(figsize=(size * len(task_reports), size), dpi=_DPI, layout="constrained")
     axes = figure.subplots(1, len(task_reports), squeeze=False)[0]
