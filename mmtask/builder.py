@@ -4,30 +4,49 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
+
 import mmtask.alignment  # noqa: F401  (registers the alignment modules)
 import mmtask.encoders  # noqa: F401  (registers the built-in and saved encoders)
 import mmtask.fusion  # noqa: F401  (registers the built-in fusion modules)
 import mmtask.weighting  # noqa: F401  (registers the built-in weighting methods)
 from mmtask.errors import SpecError
-from mmtask.heads import ClassificationHead
+from mmtask.heads import TaskHead
 from mmtask.models import MultiTaskModel
-from mmtask.registry import ALIGNMENTS, FUSIONS, IMAGE_ENCODERS, TEXT_ENCODERS, WEIGHTINGS
+from mmtask.registry import (
+    ALIGNMENTS,
+    FUSIONS,
+    HEADS,
+    IMAGE_ENCODERS,
+    TEXT_ENCODERS,
+    WEIGHTINGS,
+)
 from mmtask.safe_mode import spec_safe_mode
-from mmtask.spec import ModelSpec
+from mmtask.spec import ModelSpec, TaskSpec
 
 
 def build_model(
     spec: ModelSpec,
     label_names: Mapping[str, Sequence[str]],
     train_texts: Sequence[str] | None = None,
+    *,
+    label_types: Mapping[str, str] | None = None,
+    train_labels: Mapping[str, np.ndarray] | None = None,
     safe_mode: bool = True,
 ) -> MultiTaskModel:
     """Build the joint model a spec describes.
 
     Args:
         spec: ModelSpec. Which parts to use and how the tasks read them.
-        label_names: mapping of task -> class names, usually `posts.label_names`.
+        label_names: mapping of task -> class names (output names for a
+            regression task), usually `posts.label_names`.
         train_texts: the training texts, to adapt a text encoder's vocabulary.
+        label_types: mapping of task -> the data's label type, usually
+            `posts.label_types`; a task whose spec gives no `type` takes it
+            (classification where neither says).
+        train_labels: mapping of task -> training labels, usually
+            `posts.labels`; a regression head standardises its targets with
+            their mean and std.
         safe_mode: bool. As in `keras.models.load_model`: a part that would run
             a SavedModel's graph (a `tf_hub` encoder) is refused unless False.
 
@@ -45,6 +64,10 @@ def build_model(
         )
     if len({t.name for t in spec.tasks}) != len(spec.tasks):
         raise SpecError(f"Task names must be unique. Received: {[t.name for t in spec.tasks]}")
+    heads = {
+        t.name: _head(t, label_names[t.name], label_types or {}, train_labels or {})
+        for t in spec.tasks
+    }
     encoders = {}
     if spec.text_encoder is not None:
         with spec_safe_mode(safe_mode):
@@ -79,15 +102,6 @@ def build_model(
         name="weighting",
         **spec.weighting.options,
     )
-    heads = {
-        t.name: ClassificationHead(
-            num_classes=len(label_names[t.name]),
-            hidden_units=t.hidden_units,
-            dropout=t.dropout,
-            name=t.name,
-        )
-        for t in spec.tasks
-    }
     try:
         return MultiTaskModel(
             encoders=encoders,
@@ -103,3 +117,28 @@ def build_model(
         )
     except ValueError as error:
         raise SpecError(str(error)) from None
+
+
+def _head(task: TaskSpec, label_names: Sequence[str], label_types, train_labels) -> TaskHead:
+    """The head of the task's type, fitted to its class names (and targets, for regression)."""
+    data_type = label_types.get(task.name)
+    head_type = task.type or data_type or "classification"
+    head_class = HEADS.get(head_type)
+    if data_type is not None and HEADS.get(data_type).label_form != head_class.label_form:
+        raise SpecError(
+            f"Invalid `type` for task {task.name!r}: a {head_type} head reads "
+            f"{head_class.label_form} labels, but the data holds {data_type} labels "
+            f"({HEADS.get(data_type).label_form}). Set the task's type to {data_type!r}, "
+            "or read the column as the type you want (`label_types`)."
+        )
+    try:
+        return head_class.from_data(
+            label_names,
+            train_labels.get(task.name),
+            hidden_units=task.hidden_units,
+            dropout=task.dropout,
+            name=task.name,
+            **task.options,
+        )
+    except (TypeError, ValueError) as error:
+        raise SpecError(f"Invalid head for task {task.name!r} ({head_type}): {error}") from None

@@ -38,6 +38,14 @@ def _add_data_arguments(parser: argparse.ArgumentParser, splits: bool) -> None:
     group.add_argument("--text-path-column", help="manifest column holding a text file path")
     group.add_argument("--image-column", default="image", help="manifest image-path column")
     group.add_argument("--label-columns", nargs="*", default=[], help="manifest label columns")
+    group.add_argument(
+        "--label-types",
+        nargs="*",
+        default=[],
+        metavar="COLUMN=TYPE",
+        help="label type of manifest columns (classification, binary, multilabel, regression); "
+        "columns left out are inferred from their cells",
+    )
     group.add_argument("--id-column", help="manifest id column (default: the row number)")
     group.add_argument(
         "--allow-missing",
@@ -60,6 +68,7 @@ def _read(
     labelled: bool = True,
     label_names: dict | None = None,
     data: str | None = None,
+    label_types: dict | None = None,
 ):
     from mmtask.data import read_posts
 
@@ -73,11 +82,25 @@ def _read(
         label_columns=args.label_columns,
         id_column=args.id_column,
         label_names=label_names,
+        label_types={**_label_types(args.label_types), **(label_types or {})},
         labelled=labelled,
         allow_missing=args.allow_missing,
     )
     print(posts.report.summary(), file=sys.stderr)
     return posts
+
+
+def _label_types(pairs: Sequence[str]) -> dict[str, str]:
+    """`--label-types col=regression ...` as a dict."""
+    types = {}
+    for pair in pairs:
+        column, sep, label_type = pair.partition("=")
+        if not sep or not column or not label_type:
+            raise MmtaskError(
+                f"Invalid value for `--label-types`: expected COLUMN=TYPE pairs. Received: {pair!r}"
+            )
+        types[column] = label_type
+    return types
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -105,9 +128,17 @@ def _train_locked(args: argparse.Namespace) -> None:
         spec.model.image_size = args.image_size
     train_posts = _read(args, split=args.train_split)
     val_posts = None
+    if args.val_fraction is not None:
+        if args.val_split or args.val_data:
+            raise MmtaskError("Give --val-fraction or --val-split / --val-data, not both.")
+        train_posts, val_posts = train_posts.split(args.val_fraction, seed=spec.training.seed)
     if args.val_split or args.val_data:
         val_posts = _read(
-            args, split=args.val_split, label_names=train_posts.label_names, data=args.val_data
+            args,
+            split=args.val_split,
+            label_names=train_posts.label_names,
+            data=args.val_data,
+            label_types=train_posts.label_types,
         )
     result = train(
         spec,
@@ -142,7 +173,9 @@ def _evaluate(args: argparse.Namespace) -> None:
     from mmtask.training import load_model
 
     model = load_model(args.model, safe_mode=not args.trust_saved_model)
-    posts = _read(args, split=args.split, label_names=model.label_names)
+    posts = _read(
+        args, split=args.split, label_names=model.label_names, label_types=model.label_types
+    )
     data = make_dataset(posts, model=model, batch_size=args.batch_size)
     report = evaluate_model(model, data, verbose=args.verbose)
     print(report.table())
@@ -158,23 +191,17 @@ def _predict(args: argparse.Namespace) -> None:
     model = load_model(args.model, safe_mode=not args.trust_saved_model)
     posts = _read(args, split=args.split, labelled=False)
     data = features_only(make_dataset(posts, model=model, batch_size=args.batch_size))
-    probabilities = model.predict(data, verbose=args.verbose)
+    outputs = model.predict(data, verbose=args.verbose)
+    columns = {"id": posts.ids}
+    for task in model.tasks:
+        head = model.heads[task]
+        columns.update(head.predict_columns(task, outputs[task], model.label_names[task]))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        header = ["id"]
-        for task in model.tasks:
-            header.append(f"{task}_label")
-            header.extend(f"{task}_prob_{name}" for name in model.label_names[task])
-        writer.writerow(header)
-        for i, post_id in enumerate(posts.ids):
-            row = [post_id]
-            for task in model.tasks:
-                probs = probabilities[task][i]
-                row.append(model.label_names[task][int(probs.argmax())])
-                row.extend(f"{p:.6f}" for p in probs)
-            writer.writerow(row)
+        writer.writerow(columns)
+        writer.writerows(zip(*columns.values(), strict=True))
     print(f"predictions: {out} ({len(posts)} posts)")
 
 
@@ -259,6 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--train-split", default=None, help="MVSA split for training")
     train.add_argument("--val-split", default=None, help="MVSA split for validation")
     train.add_argument("--val-data", default=None, help="validation data (default: --data)")
+    train.add_argument(
+        "--val-fraction",
+        type=float,
+        help="hold out this random share of --data (seeded by the spec's seed) for validation",
+    )
     train.add_argument("--epochs", type=int)
     train.add_argument("--batch-size", type=int)
     train.add_argument("--learning-rate", type=float)

@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from mmtask.errors import MmtaskError
-from mmtask.evaluation import EvaluationReport
+from mmtask.evaluation import EvaluationReport, TaskReport
 from mmtask.run_folder import CONTRIBUTIONS_FILE, HISTORY_FILE, REPORT_FILE
 
 LEARNING_CURVES_FILE = "learning_curves.png"
@@ -87,15 +87,19 @@ def plot_learning_curves(history: Mapping[str, Sequence[float]]) -> Figure:
 
 
 def plot_confusion_matrices(report: EvaluationReport | Mapping) -> Figure:
-    """One confusion matrix per task head: rows true class, columns predicted, cells counts.
+    """One confusion matrix per classifying head: rows true class, columns predicted, cells counts.
+
+    Classification and binary tasks have one; the report's other tasks are left out.
 
     Args:
         report: EvaluationReport, or its dict form as saved in `report.json`
             (task -> accuracy, confusion, label_names, ...).
     """
-    task_reports = as_evaluation_report(report).tasks.values()
+    task_reports = [
+        r for r in as_evaluation_report(report).tasks.values() if isinstance(r, TaskReport)
+    ]
     if not task_reports:
-        raise ValueError("Cannot plot confusion matrices: the report has no tasks.")
+        raise ValueError("Cannot plot confusion matrices: the report has no tasks that classify.")
     size = max(3.5, 0.6 * max(len(r.label_names) for r in task_reports) + 2.0)
     figure = Figure(figsize=(size * len(task_reports), size), dpi=_DPI, layout="constrained")
     axes = figure.subplots(1, len(task_reports), squeeze=False)[0]
@@ -227,13 +231,20 @@ def save_run_plots(run_dir: str | Path) -> dict[str, Path]:
     report = read_run_file(run_dir, REPORT_FILE)
     plotters = {
         "learning_curves": (LEARNING_CURVES_FILE, HISTORY_FILE, plot_learning_curves, history),
-        "confusion_matrices": (
+    }
+    try:
+        classifying = any(
+            isinstance(r, TaskReport) for r in as_evaluation_report(report).tasks.values()
+        )
+    except ValueError as error:
+        raise MmtaskError(f"{run_dir / REPORT_FILE}: {error}") from error
+    if classifying:
+        plotters["confusion_matrices"] = (
             CONFUSION_MATRICES_FILE,
             REPORT_FILE,
             plot_confusion_matrices,
             report,
-        ),
-    }
+        )
     if isinstance(history, Mapping) and _task_names(history, "_loss_weight"):
         plotters["loss_weights"] = (LOSS_WEIGHTS_FILE, HISTORY_FILE, plot_loss_weights, history)
     if (run_dir / CONTRIBUTIONS_FILE).is_file():

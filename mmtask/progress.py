@@ -25,8 +25,21 @@ import keras
 LINE_WIDTH = 79
 """Longest line printed: one under 80, so a terminal never wraps."""
 
-SHORT_METRICS = {"loss": "loss", "accuracy": "acc", "macro_f1": "f1", "loss_weight": "weight"}
-"""Column headers of the per-task metrics the model logs."""
+SHORT_METRICS = {
+    "loss": "loss",
+    "accuracy": "acc",
+    "macro_f1": "f1",
+    "f1": "pos_f1",
+    "auc": "auc",
+    "micro_f1": "micro_f1",
+    "subset_accuracy": "set_acc",
+    "mae": "mae",
+    "rmse": "rmse",
+    "r2": "r2",
+    "loss_weight": "weight",
+}
+"""Column headers of the per-task metrics the head types log (a task shows "-" for
+the metrics of other types)."""
 
 _BAR_WIDTH = 10
 _COLUMN_WIDTH = 8

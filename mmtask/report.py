@@ -21,6 +21,7 @@ from html import escape
 from pathlib import Path
 
 from mmtask.errors import MmtaskError
+from mmtask.evaluation import TaskReport
 from mmtask.plots import as_evaluation_report, read_run_file, save_run_plots
 from mmtask.run_folder import REPORT_FILE, SELECTION_FILE, SPEC_FILE
 
@@ -67,6 +68,7 @@ def write_html_report(run_dir: str | Path, plots: Mapping[str, str | Path] | Non
     spec = read_run_file(run_dir, SPEC_FILE) if (run_dir / SPEC_FILE).is_file() else None
     selection = _selection_html(run_dir)
 
+    classifying = [r for r in report.tasks.values() if isinstance(r, TaskReport)]
     rows = "\n".join(
         "<tr>"
         f"<td>{escape(r.task)}</td>"
@@ -76,7 +78,13 @@ def write_html_report(run_dir: str | Path, plots: Mapping[str, str | Path] | Non
         f'<td class="number">{r.macro_f1:.4f}</td>'
         f'<td class="number">{r.weighted_f1:.4f}</td>'
         "</tr>"
-        for r in report.tasks.values()
+        for r in classifying
+    )
+    others = "\n".join(
+        _figures_table([r for r in report.tasks.values() if type(r) is kind])
+        for kind in dict.fromkeys(
+            type(r) for r in report.tasks.values() if not isinstance(r, TaskReport)
+        )
     )
     figures = "\n".join(
         f'<figure><img src="data:image/png;base64,{_base64(path)}" alt="{escape(_title(name))}">'
@@ -107,6 +115,7 @@ def write_html_report(run_dir: str | Path, plots: Mapping[str, str | Path] | Non
 {rows}
 </tbody>
 </table>
+{others}
 <h2>Plots</h2>
 {figures}
 <h2>Spec</h2>
@@ -131,6 +140,21 @@ def _selection_html(run_dir: Path) -> str:
         f"Weights of epoch {kept['best_epoch'] + 1} of {kept['epochs_run']}{stopped}: "
         f"the best {kept['monitor']} ({kept['best_value']:.4f})."
     ).join(("<p>", "</p>"))
+
+
+def _figures_table(reports: list) -> str:
+    """A table of tasks of one non-classifying type: their figures, the baseline first."""
+    header = "".join(f"<th>{escape(name)}</th>" for name in reports[0].row())
+    rows = "\n".join(
+        f'<tr><td>{escape(r.task)}</td><td class="number">{r.count}</td>'
+        + "".join(f'<td class="number">{v:.4f}</td>' for v in r.row().values())
+        + "</tr>"
+        for r in reports
+    )
+    return (
+        f"<h3>{escape(reports[0].task_type)} tasks</h3>\n<table>\n<thead><tr><th>task</th>"
+        f"<th>count</th>{header}</tr></thead>\n<tbody>\n{rows}\n</tbody>\n</table>"
+    )
 
 
 def _base64(path: str | Path) -> str:

@@ -26,16 +26,24 @@ class TaskSpec:
     Args:
         name: str. The task name; also the label key in the data.
         input: str. The representation the head reads: "text", "image" or "fused".
+        type: str | None. The head type (`mmtask.registry.HEADS`):
+            "classification", "binary", "multilabel" or "regression". None
+            takes the data's type (`posts.label_types`): classification unless
+            the data says otherwise.
         weight: float. Static weight of the task's loss.
-        hidden_units: list of int. Dense layers in the head before the classifier.
+        hidden_units: list of int. Dense layers in the head before the output layer.
         dropout: float. Dropout in the head.
+        options: dict. Further options of the head type, e.g. `threshold` for
+            binary and multilabel heads, `loss` ("mse" or "huber") for regression.
     """
 
     name: str
     input: str = "fused"
+    type: str | None = None
     weight: float = 1.0
     hidden_units: list[int] = field(default_factory=list)
     dropout: float = 0.0
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -97,7 +97,14 @@ def train(
     spec.model = spec.model.with_tasks_for(train_posts.tasks)
     settings = spec.training
     keras.utils.set_random_seed(settings.seed)
-    model = build_model(spec.model, train_posts.label_names, train_posts.texts, safe_mode=safe_mode)
+    model = build_model(
+        spec.model,
+        train_posts.label_names,
+        train_posts.texts,
+        label_types=train_posts.label_types,
+        train_labels=train_posts.labels,
+        safe_mode=safe_mode,
+    )
     features = {}
     if settings.cache_frozen_encoders:
         features = _cached_features(

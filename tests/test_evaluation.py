@@ -98,3 +98,38 @@ def test_modality_contributions_mask_one_input_at_a_time():
     assert len(set(predicted.tolist())) == 1
     expected = float((y["text_task"] == predicted[0]).mean())
     assert contributions["text_task"]["text_masked"] == pytest.approx(expected)
+
+
+def test_binary_multilabel_and_regression_reports_by_hand(tmp_path):
+    from mmtask.evaluation import (
+        EvaluationReport,
+        binary_report,
+        multilabel_report,
+        regression_report,
+    )
+
+    binary = binary_report("b", [0, 0, 1, 1, 1], [0.1, 0.6, 0.4, 0.8, 0.9], ["no", "yes"])
+    assert binary.accuracy == pytest.approx(3 / 5) and binary.majority_rate == pytest.approx(3 / 5)
+    assert binary.f1 == pytest.approx(2 * 2 / (3 + 3))  # tp 2, 3 positives, 3 predicted
+    assert binary.auc == pytest.approx(5 / 6)  # 5 of the 6 (positive, negative) pairs ranked right
+    labels = np.array([[1, 0], [1, 1], [0, 0], [1, 0]])
+    predicted = np.array([[1, 0], [1, 0], [0, 1], [1, 0]])
+    multi = multilabel_report("m", labels, predicted, ["a", "b"])
+    assert multi.subset_accuracy == 0.5 and multi.majority_set_rate == 0.5
+    assert multi.micro_f1 == pytest.approx(2 * 3 / (4 + 4))
+    assert multi.macro_f1 == pytest.approx((1.0 + 0.0) / 2)
+    assert multi.support == [3, 1]
+    regression = regression_report("r", [[1.0], [3.0]], [[2.0], [3.0]], ["r"], train_mean=[0.0])
+    assert (regression.mae, regression.rmse) == (0.5, pytest.approx(np.sqrt(0.5)))
+    assert regression.r2 == pytest.approx(1 - 1 / 2)
+    assert (regression.baseline_mae, regression.baseline_r2) == (2.0, pytest.approx(1 - 10 / 2))
+    report = EvaluationReport({"b": binary, "m": multi, "r": regression})
+    report.save(tmp_path / "report.json")
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert [saved[t]["type"] for t in "bmr"] == ["binary", "multilabel", "regression"]
+    assert EvaluationReport.from_dict(saved) == report
+    header = report.table().splitlines()[0].split()
+    assert header == ["task", "n", "majority", "accuracy", "f1", "auc"]
+    saved["r"]["type"] = "ranking"
+    with pytest.raises(ValueError, match="`type` is one of"):
+        EvaluationReport.from_dict(saved)

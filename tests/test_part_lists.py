@@ -145,3 +145,11 @@ def test_benchmark_has_a_recipe_for_every_fusion():
     # fusion read from its recipe.
     for name in FUSION_NAMES:
         assert (ROOT / "configs" / f"mvsa_frozen_{name}.yaml").is_file(), name
+
+
+def test_model_spec_task_types_table_names_every_head_type():
+    import mmtask.heads  # noqa: F401  (registers the head types)
+    from mmtask.registry import HEADS
+
+    rows = table_rows(ROOT / "docs" / "model_spec.md", "| type | output |")
+    assert {NAME.search(row).group(1) for row in rows} == set(HEADS.names())

@@ -144,3 +144,39 @@ def test_bad_task_input():
     spec = ModelSpec.from_dict({**TINY, "tasks": [{"name": "post_sentiment", "input": "audio"}]})
     with pytest.raises(SpecError, match="Invalid input for task 'post_sentiment'"):
         build_model(spec, LABELS, train_texts=["x"])
+
+
+def test_task_type_comes_from_the_spec_or_the_data():
+    import numpy as np
+
+    from mmtask.heads import BinaryHead, ClassificationHead, RegressionHead
+
+    spec = ModelSpec.from_dict(
+        {
+            "image_encoder": None,
+            "fusion": None,
+            "tasks": [
+                {"name": "a", "input": "text"},
+                {"name": "b", "input": "text", "type": "binary", "options": {"threshold": 0.3}},
+                {"name": "c", "input": "text"},
+            ],
+        }
+    )
+    names = {"a": ["x", "y"], "b": ["no", "yes"], "c": ["c"]}
+    model = build_model(
+        spec,
+        names,
+        train_texts=["x y"],
+        label_types={"c": "regression"},
+        train_labels={"c": np.array([[1.0], [3.0]])},
+    )
+    assert [type(model.heads[t]) for t in "abc"] == [ClassificationHead, BinaryHead, RegressionHead]
+    assert model.heads["b"].threshold == 0.3 and model.heads["c"].mean == [2.0]
+    with pytest.raises(SpecError, match="a regression head reads value labels.*classification"):
+        bad = ModelSpec.from_dict(
+            {**spec.to_dict(), "tasks": [{"name": "a", "type": "regression"}]}
+        )
+        build_model(bad, names, train_texts=["x"], label_types={"a": "classification"})
+    with pytest.raises(SpecError, match="Invalid value for `type`"):
+        bad = ModelSpec.from_dict({**spec.to_dict(), "tasks": [{"name": "a", "type": "ordinal"}]})
+        build_model(bad, names, train_texts=["x"])

@@ -10,7 +10,7 @@ from mmtask.data.mvsa import merge_post_label, read_mvsa
 from mmtask.data.pipeline import features_only, make_dataset
 from mmtask.data.posts import SENTIMENT_LABELS, Posts, ReadReport
 from mmtask.data.sources import read_posts
-from mmtask.data.synthetic import write_synthetic_mvsa
+from mmtask.data.synthetic import write_synthetic_manifest, write_synthetic_mvsa
 from mmtask.data.text_io import read_text_file
 from mmtask.data.tfds import (
     ManifestBuilder,
@@ -37,5 +37,6 @@ __all__ = [
     "read_mvsa",
     "read_posts",
     "read_text_file",
+    "write_synthetic_manifest",
     "write_synthetic_mvsa",
 ]

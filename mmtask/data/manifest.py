@@ -12,16 +12,20 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from mmtask.data.image_check import IMAGE_PROBLEMS, check_image_file
-from mmtask.data.posts import ErrorPolicy, Posts, ReadReport, check_allow_missing
+from mmtask.data.posts import LABEL_FORMS, ErrorPolicy, Posts, ReadReport, check_allow_missing
 from mmtask.data.text_io import decode_bytes, read_text_file
 from mmtask.errors import DataError, MmtaskError
 
+LIST_SEPARATOR = "|"
+"""Joins the classes of a multi-label CSV cell: "sport|travel"."""
+REGRESSION_SHARE = 0.9
+"""Share of number cells from which a column with decimals is read as regression targets."""
 CSV_SUFFIXES = (".csv",)
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 
@@ -37,12 +41,20 @@ def read_manifest(
     label_names: dict[str, Sequence[str]] | None = None,
     on_error: str = "raise",
     allow_missing: Sequence[str] = (),
+    label_types: Mapping[str, str] | None = None,
+    list_separator: str = LIST_SEPARATOR,
 ) -> Posts:
     """Read a CSV (`.csv`) or JSON lines (`.jsonl`, `.json`, `.ndjson`) manifest.
 
-    Each label column becomes a task of the same name. Relative paths are
-    resolved against the manifest's folder. An empty cell, JSON null or a key
-    absent from a JSON record is a missing label (-1).
+    Each label column becomes a task of the same name, of a label type
+    (`posts.label_types`) inferred from its cells unless `label_types` sets
+    it (see `infer_label_type`): a list (a JSON array, or names joined by
+    `list_separator`) is a multi-label target, true/false or 0/1 a binary
+    one, numbers with decimals a regression target, anything else a class
+    name. Relative paths are resolved against the manifest's folder. An empty
+    cell, JSON null or a key absent from a JSON record is a missing label.
+    A cell that does not fit its column's type (text in a numeric column, a
+    class not in `label_names`) makes its row bad, as `on_error` says.
 
     Args:
         path: str | Path. The manifest file.
@@ -59,7 +71,8 @@ def read_manifest(
         label_names: dict[str, Sequence[str]] | None. Class names per label
             column (class i is names[i]); a label not in the list is an error.
             Columns not given here take their sorted distinct values (numbers
-            sorted as numbers).
+            sorted as numbers); a regression column's one output is named
+            after the column.
         allow_missing: sequence of "text" / "image". Keep posts whose text file
             or image (empty cell or absent file) is missing, with an empty text
             or image path; they are listed in `posts.report.missing`. A post
@@ -67,6 +80,9 @@ def read_manifest(
         on_error: str. "raise" raises a DataError naming the manifest line of
             the first bad row; "skip" leaves bad rows out and records them in
             `posts.report.skipped`.
+        label_types: mapping of column -> "classification", "binary",
+            "multilabel" or "regression"; columns left out are inferred.
+        list_separator: str. Joins the classes of a multi-label cell in a CSV.
 
     Returns:
         The posts.
@@ -89,6 +105,13 @@ def read_manifest(
             f"`label_names` names columns that are not label columns: "
             f"{sorted(set(label_names) - set(label_columns))}; label_columns={label_columns}"
         )
+    label_types = dict(label_types or {})
+    unknown_types = {c: t for c, t in label_types.items() if t not in LABEL_FORMS}
+    if unknown_types or not set(label_types) <= set(label_columns):
+        raise MmtaskError(
+            f"`label_types` must map label columns {label_columns} to types among "
+            f"{list(LABEL_FORMS)}. Received: label_types={label_types}"
+        )
     path = Path(path).expanduser().resolve()
     if not path.is_file():
         raise DataError("manifest file not found.", str(path))
@@ -104,9 +127,13 @@ def read_manifest(
         if column not in columns:
             raise DataError(f"column {column!r} not found; columns found: {columns}", str(path))
 
+    for column in label_columns:
+        if column not in label_types:
+            cells = (_label_cell(r.get(column)) for _, r in records if isinstance(r, dict))
+            label_types[column] = infer_label_type(list(cells), list_separator)
     folder = path.parent
     ids, texts, image_paths = [], [], []
-    raw_labels: dict[str, list[str | None]] = {column: [] for column in label_columns}
+    raw_labels: dict[str, list] = {column: [] for column in label_columns}
     first_line: dict[str, int] = {}
     for row_number, (line, record) in enumerate(records, start=1):
         where = (path, line)
@@ -114,6 +141,7 @@ def read_manifest(
             policy.fail("malformed_row", f"{path.name}:{line}", f"malformed row: {record}", *where)
             continue
         cells = {column: _cell(record.get(column)) for column in required}
+        cells.update({column: _label_cell(record.get(column)) for column in label_columns})
         post_id = cells[id_column] if id_column else str(row_number)
         if post_id is None:
             policy.fail("malformed_row", f"{path.name}:{line}", f"empty id ({id_column!r})", *where)
@@ -123,20 +151,20 @@ def read_manifest(
             policy.fail("duplicate_id", post_id, message, *where)
             continue
         first_line[post_id] = line
-        unknown = [
-            (column, cells[column])
-            for column in label_columns
-            if column in label_names
-            and cells[column] is not None
-            and cells[column] not in label_names[column]
-        ]
-        if unknown:
-            column, value = unknown[0]
-            message = (
-                f"unknown label {value!r} in column {column!r} of post {post_id}: "
-                f"expected one of {label_names[column]}"
+        values, problem = {}, None
+        for column in label_columns:
+            values[column], problem = _label_value(
+                label_types[column], cells[column], label_names.get(column), list_separator
             )
-            policy.fail("unknown_label", post_id, message, *where)
+            if problem is not None:
+                reason, expected = problem
+                message = (
+                    f"{reason.replace('_', ' ')} {cells[column]!r} in column {column!r} of post "
+                    f"{post_id}: expected {expected}"
+                )
+                policy.fail(reason, post_id, message, *where)
+                break
+        if problem is not None:
             continue
         if text_column:
             text = (cells[text_column] or "").replace("\r\n", "\n").replace("\r", "\n")
@@ -169,21 +197,135 @@ def read_manifest(
         texts.append(text)
         image_paths.append(str(image_path))
         for column in label_columns:
-            raw_labels[column].append(cells[column])
+            raw_labels[column].append(values[column])
 
     report.read = len(ids)
-    names = {
-        column: label_names.get(column) or sorted_labels(raw_labels[column])
-        for column in label_columns
-    }
-    labels = {
-        column: np.asarray(
-            [-1 if value is None else names[column].index(value) for value in raw_labels[column]],
-            dtype=np.int32,
+    names, labels = {}, {}
+    for column in label_columns:
+        names[column], labels[column] = _label_array(
+            column, label_types[column], raw_labels[column], label_names.get(column)
         )
-        for column in label_columns
-    }
-    return Posts(ids, texts, image_paths, labels, names, report)
+    return Posts(ids, texts, image_paths, labels, names, report, label_types=label_types)
+
+
+def infer_label_type(cells: Sequence[object], list_separator: str = LIST_SEPARATOR) -> str:
+    """The label type of a column from its cells (None where empty).
+
+    - "multilabel": some cell is a list (a JSON array, or text holding
+      `list_separator` or written as a JSON array);
+    - "binary": every cell is true/false, or every cell 0/1;
+    - "regression": at least 90% of the cells are numbers, some with decimals
+      (the rest are then bad cells);
+    - "classification": anything else, integer class ids included.
+    """
+    present = [cell for cell in cells if cell is not None]
+    if any(_is_list(cell, list_separator) for cell in present):
+        return "multilabel"
+    lowered = {cell.lower() for cell in present}
+    if present and (lowered <= {"true", "false"} or lowered <= {"0", "1"}):
+        return "binary"
+    numbers = [cell for cell in present if _number(cell) is not None]
+    decimals = any(not re.fullmatch(r"[-+]?\d+", cell) for cell in numbers)
+    if present and len(numbers) >= REGRESSION_SHARE * len(present) and decimals:
+        return "regression"
+    return "classification"
+
+
+def _label_cell(value: object) -> str | list[str] | None:
+    """A label cell: None where empty, a list of stripped names for a JSON array, else a str."""
+    if isinstance(value, list):
+        return [str(v).strip() for v in value if str(v).strip()]
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return _cell(value)
+
+
+def _is_list(cell: str | list[str], separator: str) -> bool:
+    if isinstance(cell, list):
+        return True
+    return separator in cell or (cell.startswith("[") and cell.endswith("]"))
+
+
+def _number(cell: object) -> float | None:
+    try:
+        value = float(cell)
+    except (TypeError, ValueError):
+        return None
+    return value if np.isfinite(value) else None
+
+
+def _label_value(label_type: str, cell, names: list[str] | None, separator: str):
+    """(the cell as `label_type` holds it, None) or (None, (reason, what was expected))."""
+    if cell is None:
+        return None, None
+    if label_type == "multilabel":
+        items = cell if isinstance(cell, list) else _split_list(cell, separator)
+        if items is None:
+            return None, (
+                "bad_label",
+                f"a JSON array of class names or names joined by {separator!r}",
+            )
+        unknown = [item for item in items if names is not None and item not in names]
+        if unknown:
+            return None, ("unknown_label", f"classes among {names}")
+        return items, None
+    if isinstance(cell, list):
+        return None, ("bad_label", f"one {label_type} label, not a list")
+    if label_type == "regression":
+        value = _number(cell)
+        if value is None:
+            return None, ("bad_label", "a finite number")
+        return value, None
+    if label_type == "binary" and cell.lower() in ("true", "false"):
+        cell = cell.lower()
+    if label_type == "binary" and names is None:
+        if cell.lower() not in ("true", "false", "0", "1"):
+            return None, ("bad_label", "true/false or 0/1")
+        return cell.lower(), None
+    if names is not None and cell not in names:
+        return None, ("unknown_label", f"one of {names}")
+    return cell, None
+
+
+def _split_list(cell: str, separator: str) -> list[str] | None:
+    if cell.startswith("["):
+        try:
+            items = json.loads(cell)
+        except json.JSONDecodeError:
+            return None
+        return (
+            [str(item).strip() for item in items if str(item).strip()]
+            if isinstance(items, list)
+            else None
+        )
+    return [item.strip() for item in cell.split(separator) if item.strip()]
+
+
+def _label_array(column: str, label_type: str, values: list, names: list[str] | None):
+    """(names, labels) of one column, in the form of its label type (`LABEL_FORMS`)."""
+    if label_type == "regression":
+        names = names or [column]
+        targets = [[np.nan] if value is None else [value] for value in values]
+        return names, np.asarray(targets, dtype=np.float32).reshape(len(values), len(names))
+    if label_type == "multilabel":
+        names = names or sorted({item for value in values if value is not None for item in value})
+        rows = np.full((len(values), len(names)), -1, dtype=np.int32)
+        for row, value in zip(rows, values, strict=True):
+            if value is not None:
+                row[:] = 0
+                row[[names.index(item) for item in value]] = 1
+        return names, rows
+    if label_type == "binary" and names is None:
+        truth = {value for value in values if value is not None} & {"true", "false"}
+        names = ["false", "true"] if truth else ["0", "1"]
+        positive = {"true", "1"}
+        return names, np.asarray(
+            [-1 if value is None else int(value in positive) for value in values], dtype=np.int32
+        )
+    names = names or sorted_labels(values)
+    return names, np.asarray(
+        [-1 if value is None else names.index(value) for value in values], dtype=np.int32
+    )
 
 
 def _read_records(path: Path) -> tuple[list[tuple[int, dict | str]], list[str]]:

@@ -35,10 +35,14 @@ def make_dataset(
 
     features is `{"text": tf.string (B,), "image": float32 (B, H, W, 3) in
     0..255}`; a post without an image (empty path) gets `missing_image`
-    (NaNs), one without a text an empty string. labels is `{task: int32 (B,)}`
-    with missing labels set to 0; masks is `{task: float32 (B,)}`, 1.0 where
-    the label is real. A modality with precomputed features (`posts.features`)
-    is served as those features instead, and not augmented.
+    (NaNs), one without a text an empty string. labels is `{task: labels}`
+    in the form of the task's label type (`mmtask.data.posts.LABEL_FORMS`:
+    int32 (B,) class indices, int32 (B, classes) multi-hot rows or float32
+    (B, outputs) targets) with missing labels set to 0; masks is
+    `{task: float32 (B,)}`, 1.0 where the label is real. A modality with
+    precomputed features (`posts.features`) is served as those features
+    instead, and not augmented. Batches for a model without an image
+    encoder carry no `"image"`.
 
     Images are resized to the size the model reads, so give the model (or
     its size): a fixed default would silently feed it the wrong size.
@@ -74,11 +78,13 @@ def make_dataset(
     shuffle = training if shuffle is None else shuffle
     deterministic = not training or seed is not None
 
+    # A text-only model has no image input: its batches carry no images.
+    images_read = model is None or "image" in model.modalities
     image_precomputed = "image" in posts.features
-    size = _image_size(model, image_size, needed=not image_precomputed)
+    size = _image_size(model, image_size, needed=images_read and not image_precomputed)
 
     def load(features, labels, masks):
-        if image_precomputed:
+        if image_precomputed or not images_read:
             return features, labels, masks
         path = features["image"]
         image = tf.cond(
@@ -93,7 +99,9 @@ def make_dataset(
         "image": tf.constant(posts.image_paths, dtype=tf.string, shape=[len(posts)]),
     }
     features.update({m: v.astype(np.float32) for m, v in posts.features.items()})
-    labels = {task: np.maximum(values, 0) for task, values in posts.labels.items()}
+    if not images_read:
+        del features["image"]
+    labels = {task: _filled(values) for task, values in posts.labels.items()}
     dataset = tf.data.Dataset.from_tensor_slices((features, labels, posts.masks()))
     return batch_posts(
         dataset,
@@ -102,12 +110,19 @@ def make_dataset(
         shuffle_buffer=max(len(posts), 1) if shuffle else 0,
         cache=cache,
         repeat=repeat,
-        augment=augment and not image_precomputed,
+        augment=augment and images_read and not image_precomputed,
         seed=seed,
         deterministic=deterministic,
         batch_size=batch_size,
         drop_remainder=drop_remainder,
     )
+
+
+def _filled(labels: np.ndarray) -> np.ndarray:
+    """Labels with the missing ones set to 0 (the masks say which they were)."""
+    if labels.dtype.kind == "f":
+        return np.nan_to_num(labels, nan=0.0)
+    return np.maximum(labels, 0)
 
 
 def _image_size(model, image_size, needed: bool) -> tuple[int, int] | None:

@@ -1,9 +1,9 @@
 """The in-memory form of a multi-task data set, shared by every reader.
 
 Readers (MVSA, manifests) turn files into `Posts`; the input pipeline and the
-evaluation code only ever see `Posts`. Labels are integer arrays per task with
--1 for a missing label, so a post labelled for some tasks only still trains
-the others.
+evaluation code only ever see `Posts`. Each task has a label type, and each
+type marks a missing label its own way (see `LABEL_FORMS`), so a post
+labelled for some tasks only still trains the others.
 """
 
 from __future__ import annotations
@@ -17,6 +17,22 @@ import numpy as np
 from mmtask.errors import DataError, MmtaskError
 
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
+
+LABEL_FORMS = {
+    "classification": "index",
+    "binary": "index",
+    "multilabel": "multi_hot",
+    "regression": "value",
+}
+"""Label type -> how its labels are held, one row per post:
+
+- "index": int32 (n,), the class index, -1 where missing (binary: 2 classes);
+- "multi_hot": int32 (n, classes), 1 for each class in the post's set, a row
+  of -1 where missing;
+- "value": float32 (n, outputs), the targets, a row of NaN where missing.
+
+The head types of `mmtask.heads` have the same names and forms.
+"""
 
 _SHOWN_IDS = 5
 
@@ -76,15 +92,18 @@ class Posts:
         ids: list[str]. Unique post ids.
         texts: list[str]. The text of each post.
         image_paths: list[str]. The image file of each post.
-        labels: dict[str, np.ndarray]. Task name to an int32 array of class
-            indices, -1 where the post has no label for that task.
+        labels: dict[str, np.ndarray]. Task name to its labels, held as its
+            label type says (`LABEL_FORMS`): for classification an int32
+            array of class indices, -1 where the post has no label.
         label_names: dict[str, list[str]]. Task name to its class names; index
-            i of the list is class i.
+            i of the list is class i. For regression, the names of the outputs.
         report: ReadReport. How the posts were read.
         features: dict[str, np.ndarray]. Modality to precomputed features, one
             row per post (NaN rows where the post lacks the modality); the
             pipeline serves them in place of the raw text or image. Usually
             set by `mmtask.transfer.precompute_features`.
+        label_types: dict[str, str]. Task name to its label type (a key of
+            `LABEL_FORMS`); tasks left out are "classification".
 
     Example:
         >>> posts = mmtask.data.read_mvsa("mvsa_single", split="val")
@@ -99,6 +118,7 @@ class Posts:
     label_names: dict[str, list[str]]
     report: ReadReport
     features: dict[str, np.ndarray] = field(default_factory=dict)
+    label_types: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.ids)
@@ -114,19 +134,17 @@ class Posts:
                 f"`labels` and `label_names` must have the same tasks in the same order. "
                 f"Received: labels={list(self.labels)}, label_names={list(self.label_names)}"
             )
-        self.labels = {task: np.asarray(v, dtype=np.int32) for task, v in self.labels.items()}
+        unknown = sorted(set(self.label_types) - set(self.labels))
+        if unknown:
+            raise MmtaskError(
+                f"`label_types` names tasks without labels: {unknown}; tasks: {list(self.labels)}"
+            )
+        self.label_types = {t: self.label_types.get(t, "classification") for t in self.labels}
         self.label_names = {task: list(names) for task, names in self.label_names.items()}
-        for task, values in self.labels.items():
-            if values.shape != (n,):
-                raise MmtaskError(
-                    f"Labels of task '{task}' must have shape ({n},); received {values.shape}."
-                )
-            num_classes = len(self.label_names[task])
-            if values.size and (values.min() < -1 or values.max() >= num_classes):
-                raise MmtaskError(
-                    f"Labels of task '{task}' must lie in [-1, {num_classes - 1}]; "
-                    f"received values from {values.min()} to {values.max()}."
-                )
+        self.labels = {
+            task: _checked_labels(task, self.label_types[task], values, self.label_names[task], n)
+            for task, values in self.labels.items()
+        }
         self.features = {m: _checked_features(m, v, n) for m, v in self.features.items()}
 
     def __len__(self) -> int:
@@ -139,7 +157,7 @@ class Posts:
 
     def masks(self) -> dict[str, np.ndarray]:
         """Task name to a float32 array: 1.0 where the post is labelled, 0.0 where not."""
-        return {task: (values >= 0).astype(np.float32) for task, values in self.labels.items()}
+        return {task: _labelled(values).astype(np.float32) for task, values in self.labels.items()}
 
     def select(self, ids: Iterable[str]) -> Posts:
         """The posts with the given ids, in the order given.
@@ -165,25 +183,107 @@ class Posts:
             label_names={task: list(names) for task, names in self.label_names.items()},
             report=report,
             features={modality: values[index] for modality, values in self.features.items()},
+            label_types=dict(self.label_types),
         )
+
+    def split(self, fraction: float, seed: int = 0) -> tuple[Posts, Posts]:
+        """(the other posts, a random `fraction` of them), e.g. to hold out validation posts.
+
+        Each part keeps the order of these posts; the same seed gives the same parts.
+        """
+        if not 0.0 < fraction < 1.0:
+            raise MmtaskError(f"`fraction` must lie in (0, 1). Received: fraction={fraction}")
+        held = np.zeros(len(self), dtype=bool)
+        chosen = np.random.default_rng(seed).permutation(len(self))
+        held[chosen[: int(round(fraction * len(self)))]] = True
+        ids = np.asarray(self.ids, dtype=object)
+        return self.select(ids[~held]), self.select(ids[held])
 
     def with_features(self, modality: str, values: np.ndarray) -> Posts:
         """These posts, serving `values` (one row per post) in place of the raw `modality`."""
         return dataclasses.replace(self, features={**self.features, modality: values})
 
     def label_counts(self, task: str) -> dict[str, int]:
-        """Class name to the number of posts labelled with it for `task` (missing ones excluded)."""
+        """Class name to the number of posts labelled with it for `task` (missing ones excluded).
+
+        A multi-label post counts once for each class in its set; a regression
+        task gives each output the number of posts with a target.
+        """
         if task not in self.labels:
             raise MmtaskError(
                 f"Unknown task: expected one of {self.tasks}. Received: task={task!r}"
             )
         names = self.label_names[task]
-        values = self.labels[task]
-        counts = np.bincount(values[values >= 0], minlength=len(names))
+        values = self.labels[task][_labelled(self.labels[task])]
+        form = LABEL_FORMS[self.label_types[task]]
+        if form == "index":
+            counts = np.bincount(values, minlength=len(names))
+        elif form == "multi_hot":
+            counts = values.sum(axis=0)
+        else:
+            counts = np.full(len(names), len(values))
         return {name: int(count) for name, count in zip(names, counts, strict=True)}
 
 
 MODALITIES = ("image", "text")
+
+
+def _labelled(values: np.ndarray) -> np.ndarray:
+    """Bool per post: its label is there (no -1 in an int row, no NaN in a float row)."""
+    present = np.isfinite(values) if values.dtype.kind == "f" else values >= 0
+    return present.reshape(len(values), -1).all(axis=1)
+
+
+def _checked_labels(task: str, label_type: str, values, names: list[str], n: int) -> np.ndarray:
+    """`values` in the form of `label_type`, or an MmtaskError saying what was expected."""
+    if label_type not in LABEL_FORMS:
+        raise MmtaskError(
+            f"Invalid label type for task '{task}': expected one of {list(LABEL_FORMS)}. "
+            f"Received: {label_type!r}"
+        )
+    form = LABEL_FORMS[label_type]
+    if label_type == "binary" and len(names) != 2:
+        raise MmtaskError(
+            f"A binary task needs 2 class names (negative first). Task '{task}' has {names}."
+        )
+    if form == "value":
+        values = np.asarray(values, dtype=np.float32)
+        shapes = [(n, len(names))] + ([(n,)] if len(names) == 1 else [])
+        if values.shape not in shapes:
+            raise MmtaskError(
+                f"Targets of task '{task}' must have shape {shapes[-1]} (one column per "
+                f"output name {names}); received {values.shape}."
+            )
+        values = values.reshape(n, len(names))
+        partial = np.isnan(values).any(axis=1) & ~np.isnan(values).all(axis=1)
+        if np.isinf(values).any() or partial.any():
+            raise MmtaskError(
+                f"Targets of task '{task}' must be finite, with a row of NaN where missing; "
+                f"received infinities or rows partly NaN."
+            )
+        return values
+    values = np.asarray(values)
+    shape = (n,) if form == "index" else (n, len(names))
+    if values.shape != shape:
+        raise MmtaskError(
+            f"Labels of task '{task}' ({label_type}) must have shape {shape}; "
+            f"received {values.shape}."
+        )
+    values = values.astype(np.int32)
+    if form == "index":
+        high = len(names) - 1
+        if values.size and (values.min() < -1 or values.max() > high):
+            raise MmtaskError(
+                f"Labels of task '{task}' must lie in [-1, {high}]; "
+                f"received values from {values.min()} to {values.max()}."
+            )
+        return values
+    missing = (values == -1).all(axis=1)
+    if not np.isin(values[~missing], (0, 1)).all():
+        raise MmtaskError(
+            f"Labels of multi-label task '{task}' must be rows of 0/1, or of -1 where missing."
+        )
+    return values
 
 
 def _checked_features(modality: str, values, num_posts: int) -> np.ndarray:

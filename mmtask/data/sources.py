@@ -33,6 +33,7 @@ def read_posts(
     label_names: Mapping[str, Sequence[str]] | None = None,
     labelled: bool = True,
     allow_missing: Sequence[str] = (),
+    label_types: Mapping[str, str] | None = None,
 ) -> Posts:
     """Read posts from an MVSA folder, a manifest, or (unlabelled) a folder of pairs.
 
@@ -41,7 +42,7 @@ def read_posts(
         split: MVSA split name or id file; not valid for manifests.
         on_error: "raise" or "skip" (see `read_mvsa`).
         text_column, text_path_column, image_column, label_columns, id_column,
-            label_names: manifest options (see `read_manifest`).
+            label_names, label_types: manifest options (see `read_manifest`).
         labelled: bool. If False, a folder without a label file is accepted and
             read as unlabelled posts.
         allow_missing: sequence of "text" / "image": keep posts missing one of
@@ -70,6 +71,7 @@ def read_posts(
             label_names={c: label_names[c] for c in label_columns if c in (label_names or {})},
             on_error=on_error,
             allow_missing=allow_missing,
+            label_types={c: t for c, t in (label_types or {}).items() if c in label_columns},
         )
     if (path / LABEL_FILE).is_file() or labelled:
         return read_mvsa(path, split=split, on_error=on_error, allow_missing=allow_missing)

@@ -9,6 +9,7 @@ the text label by the words used.
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -219,3 +220,73 @@ def _draw_image(rng: np.random.Generator, label: str, size: int) -> np.ndarray:
     image = np.where(shape[..., None], colour, background)
     image = image + rng.normal(0.0, 12.0, size=image.shape)
     return np.clip(np.round(image), 0, 255).astype(np.uint8)
+
+
+TOPIC_WORDS = {
+    "food": ["pizza", "coffee", "noodles", "cake"],
+    "sport": ["football", "tennis", "marathon", "goal"],
+    "travel": ["airport", "beach", "train", "hotel"],
+}
+"""The multi-label target of `write_synthetic_manifest`: a topic is in a post's set
+when one of its words is in the text."""
+_INTENSITY_WORDS = ["very", "really", "extremely", "totally"]
+_FLAG_WORD = "urgent"
+
+
+def write_synthetic_manifest(path: str | Path, num_posts: int = 200, seed: int = 0) -> Path:
+    """Write a text-only CSV manifest with a target of every label type, each set by the text.
+
+    Columns: `id`, `text`, and one label column per type, so tests can check
+    that every head type learns (beats its trivial baseline) on it:
+
+    - `sentiment` (classification): the sentiment words used, as in
+      `write_synthetic_mvsa`;
+    - `flagged` (binary, true/false): the text holds the word "urgent";
+    - `topics` (multilabel, names joined by "|"): the topics of `TOPIC_WORDS`
+      whose words the text holds; about 1 post in 10 has it missing (empty);
+    - `score` (regression): 50 plus 20 per intensity word ("very",
+      "really", ...) plus noise, so its scale is far from a cross-entropy's;
+      about 1 post in 10 has it missing (empty).
+
+    Args:
+        path: str | Path. The `.csv` file to write; its folder is created.
+        num_posts: int. Number of posts; ids are "1" to str(num_posts).
+        seed: int. Seed of every random choice; the same seed writes the same bytes.
+
+    Returns:
+        `path` as a Path.
+
+    Example:
+        >>> path = write_synthetic_manifest("/tmp/typed.csv")
+        >>> posts = mmtask.data.read_manifest(path, image_column=None, text_column="text",
+        ...     label_columns=["sentiment", "flagged", "topics", "score"])
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rows = [["id", "text", "sentiment", "flagged", "topics", "score"]]
+    for number in range(1, num_posts + 1):
+        sentiment = SENTIMENT_LABELS[int(rng.integers(3))]
+        words = [_pick(rng, _LABEL_WORDS[sentiment]) for _ in range(int(rng.integers(1, 3)))]
+        topics = [topic for topic in TOPIC_WORDS if rng.random() < 0.4]
+        words += [_pick(rng, TOPIC_WORDS[topic]) for topic in topics]
+        intensity = int(rng.integers(0, 4))
+        words += [_pick(rng, _INTENSITY_WORDS) for _ in range(intensity)]
+        flagged = bool(rng.random() < 0.4)
+        words += [_FLAG_WORD] if flagged else []
+        words += [_pick(rng, _FILLER) for _ in range(int(rng.integers(2, 5)))]
+        words = [words[k] for k in rng.permutation(len(words))]
+        score = 50.0 + 20.0 * intensity + rng.normal(0.0, 3.0)
+        rows.append(
+            [
+                str(number),
+                " ".join(words),
+                sentiment,
+                "true" if flagged else "false",
+                "" if rng.random() < 0.1 else "|".join(topics) or "[]",
+                "" if rng.random() < 0.1 else f"{score:.2f}",
+            ]
+        )
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(rows)
+    return path

@@ -27,17 +27,20 @@ LABELS_FILE = "mmtask_labels.json"
 
 
 def serving_function(model):
-    """A `tf.function`-ready callable: raw inputs -> per-task probabilities and label names.
+    """A `tf.function`-ready callable: raw inputs -> each head's export outputs.
 
     Arguments are, for the modalities the model has: `text` (tf.string [batch],
     UTF-8) and `image_bytes` (tf.string [batch], JPEG / PNG / GIF / BMP bytes).
     An empty string or empty bytes marks that modality missing for that post;
     the fused heads then predict from the other one.
-    Returns `{task}_probabilities` (float32 [batch, classes]) and `{task}_label`
-    (tf.string [batch]) for every task.
+    Returns what each head's `export_outputs` gives: for classification
+    `{task}_probabilities` (float32 [batch, classes]) and `{task}_label`
+    (tf.string [batch]); for binary `{task}_probability` (float32 [batch])
+    and `{task}_label`; for multilabel `{task}_probabilities` and
+    `{task}_labels` (tf.string [batch], the classes joined by "|"); for
+    regression `{task}_value` (float32 [batch, outputs], in original units).
     """
     height, width = model.image_size
-    names = {t: tf.constant(n) for t, n in model.label_names.items()}
 
     def serve(**raw):
         inputs = {}
@@ -49,11 +52,11 @@ def serving_function(model):
                 raw["image_bytes"],
                 fn_output_signature=tf.TensorSpec((height, width, 3), tf.float32),
             )
-        probabilities = model(inputs, training=False)
+        predicted = model(inputs, training=False)
         outputs = {}
         for task in model.tasks:
-            outputs[f"{task}_probabilities"] = probabilities[task]
-            outputs[f"{task}_label"] = tf.gather(names[task], tf.argmax(probabilities[task], -1))
+            head = model.heads[task]
+            outputs.update(head.export_outputs(task, predicted[task], model.label_names[task]))
         return outputs
 
     return serve
@@ -134,6 +137,7 @@ def export_saved_model(model, path: str | Path, overwrite: bool = False) -> Path
             json.dumps(
                 {
                     "label_names": model.label_names,
+                    "label_types": model.label_types,
                     "inputs": list(signature),
                     "requires_imports": required_imports(model),
                 },

@@ -1,24 +1,35 @@
-"""A task head: optional hidden layers, then class probabilities."""
+"""Single-label classification: softmax over the classes, sparse cross-entropy."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import keras
+import numpy as np
+from keras import ops
+
+from mmtask.evaluation import classification_report
+from mmtask.heads.base import TaskHead, built_metric
+from mmtask.registry import HEADS
 
 
-@keras.saving.register_keras_serializable(package="mmtask")
-class ClassificationHead(keras.layers.Layer):
+@HEADS.register("classification")
+class ClassificationHead(TaskHead):
     """Maps a representation to class probabilities for one task.
 
-    Probabilities (not logits) come out, in float32 whatever the compute
-    dtype, so `predict` and the exported model return them directly.
+    Labels are class indices (int), a negative index where missing. History
+    holds `{task}_accuracy` and `{task}_macro_f1`; predictions decode to the
+    most probable class; the export gives `{task}_probabilities` and
+    `{task}_label`.
 
     Args:
         num_classes: int. Number of classes of the task.
         hidden_units: sequence of int. Dense layers before the output layer.
         dropout: float. Dropout before each dense layer.
     """
+
+    task_type = "classification"
+    label_form = "index"
 
     def __init__(
         self,
@@ -27,46 +38,59 @@ class ClassificationHead(keras.layers.Layer):
         dropout: float = 0.0,
         **kwargs,
     ):
-        super().__init__(**kwargs)
         if num_classes < 2:
             raise ValueError(
                 "A classification head needs at least 2 classes. "
                 f"Received: num_classes={num_classes}"
             )
+        super().__init__(num_classes, hidden_units, dropout, **kwargs)
         self.num_classes = num_classes
-        self.hidden_units = tuple(hidden_units)
-        self.dropout = dropout
-        self.hidden_layers = [
-            keras.layers.Dense(u, activation="relu", name=f"hidden_{i}")
-            for i, u in enumerate(self.hidden_units)
-        ]
-        self.drop = keras.layers.Dropout(dropout, name="dropout")
-        self.classifier = keras.layers.Dense(num_classes, name="logits")
-
-    def build(self, input_shape):
-        width = input_shape[-1]
-        for dense in self.hidden_layers:
-            dense.build((None, width))
-            width = dense.units
-        self.classifier.build((None, width))
-        self.built = True
-
-    def call(self, x, training=None):
-        for dense in self.hidden_layers:
-            x = dense(self.drop(x, training=training))
-        logits = self.classifier(self.drop(x, training=training))
-        return keras.ops.softmax(keras.ops.cast(logits, "float32"), axis=-1)
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.num_classes)
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "num_classes": self.num_classes,
-                "hidden_units": list(self.hidden_units),
-                "dropout": self.dropout,
-            }
-        )
+        config["num_classes"] = self.num_classes
         return config
+
+    def activate(self, logits):
+        return ops.softmax(logits, axis=-1)
+
+    def labels_and_mask(self, labels):
+        labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
+        return ops.maximum(labels, 0), ops.cast(ops.greater_equal(labels, 0), "float32")
+
+    def per_example_loss(self, labels, outputs):
+        return keras.losses.sparse_categorical_crossentropy(labels, outputs)
+
+    def build_metrics(self, task: str) -> dict[str, keras.metrics.Metric]:
+        zeros = ops.zeros((1, self.num_classes))
+        return {
+            "accuracy": keras.metrics.SparseCategoricalAccuracy(name=f"{task}_accuracy"),
+            "macro_f1": built_metric(
+                keras.metrics.F1Score(average="macro", name=f"{task}_macro_f1"), zeros, zeros
+            ),
+        }
+
+    def update_metrics(self, metrics: Mapping, labels, outputs, mask) -> None:
+        metrics["accuracy"].update_state(labels, outputs, sample_weight=mask)
+        one_hot = ops.one_hot(labels, self.num_classes)
+        metrics["macro_f1"].update_state(one_hot, outputs, sample_weight=mask)
+
+    def predict_columns(
+        self, task: str, outputs: np.ndarray, label_names: Sequence[str]
+    ) -> dict[str, list]:
+        columns = {f"{task}_label": [label_names[i] for i in np.argmax(outputs, axis=-1)]}
+        for k, name in enumerate(label_names):
+            columns[f"{task}_prob_{name}"] = [f"{p:.6f}" for p in outputs[:, k]]
+        return columns
+
+    def export_outputs(self, task: str, outputs, label_names: Sequence[str]) -> dict:
+        import tensorflow as tf
+
+        names = tf.constant(list(label_names))
+        return {
+            f"{task}_probabilities": outputs,
+            f"{task}_label": tf.gather(names, tf.argmax(outputs, -1)),
+        }
+
+    def report(self, task: str, labels: np.ndarray, outputs: np.ndarray, label_names):
+        return classification_report(task, labels, np.argmax(outputs, axis=-1), label_names)

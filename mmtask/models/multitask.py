@@ -15,6 +15,7 @@ from keras import ops
 
 from mmtask.errors import MmtaskError
 from mmtask.freezing import apply_frozen_flags
+from mmtask.heads.base import TaskHead
 from mmtask.models.presence import ModalityPresence, fill_missing
 from mmtask.weighting.base import LossWeighting
 from mmtask.weighting.epoch_callback import WeightingEpochCallback
@@ -50,24 +51,29 @@ class MultiTaskModel(keras.Model):
     Inputs are a dict: `"text"` (a batch of raw strings) and `"image"` (float32
     RGB images in 0..255), for the modalities that have an encoder; a
     `PrecomputedEncoder` reads its modality's precomputed features instead.
-    Outputs are a dict of class probabilities per task.
+    Outputs are a dict of each head's outputs per task (class probabilities,
+    or values for a regression head).
 
-    History holds, per task, `{task}_loss` (the mean over labelled examples),
-    `{task}_accuracy`, `{task}_macro_f1` and `{task}_loss_weight` (the weight
-    the loss weighting applied).
+    Each head (a `TaskHead`) owns its task type's loss, metrics and missing
+    label mark; the model asks it and assumes no classes. History holds, per
+    task, `{task}_loss` (the mean over labelled examples), the head's metrics
+    (`{task}_accuracy` and `{task}_macro_f1` for classification) and
+    `{task}_loss_weight` (the weight the loss weighting applied).
 
-    Labels are given per task as integers; a missing label is a negative
-    integer or a 0 in the per-task mask passed as `sample_weight` (a dict of
-    task -> weights, or one array applied to every task). A task's loss and
-    metrics see only its labelled examples, and its loss is the weighted mean
-    over them.
+    Labels are given per task in the head's form (class indices for
+    classification); a missing label is the head's missing mark (a negative
+    index, a NaN target) or a 0 in the per-task mask passed as
+    `sample_weight` (a dict of task -> weights, or one array applied to every
+    task). A task's loss and metrics see only its labelled examples, and its
+    loss is the weighted mean over them.
 
     Args:
         encoders: mapping of modality ("text", "image") -> encoder layer.
-        heads: mapping of task name -> head layer, in the order tasks are reported.
+        heads: mapping of task name -> `TaskHead`, in the order tasks are reported.
         task_inputs: mapping of task name -> the representation its head reads:
             a modality name or "fused".
-        label_names: mapping of task name -> class names (index i <-> name).
+        label_names: mapping of task name -> class names (index i <-> name), or
+            output names for a regression head.
         fusion: layer | None. Takes the dict of modality vectors (or, if its
             `uses_sequences` is true, each encoder's vector, sequence and mask);
             needed when a task reads "fused".
@@ -158,17 +164,17 @@ class MultiTaskModel(keras.Model):
         if not self.weighting.built:
             self.weighting.build({t: () for t in tasks})
         self.task_loss_trackers = {t: keras.metrics.Mean(name=f"{t}_loss") for t in tasks}
-        self.task_accuracies = {
-            t: keras.metrics.SparseCategoricalAccuracy(name=f"{t}_accuracy") for t in tasks
-        }
-        self.task_macro_f1 = {
-            t: _built_f1_score(len(self.label_names[t]), name=f"{t}_macro_f1") for t in tasks
-        }
+        self.task_metrics = {t: self.heads[t].build_metrics(t) for t in tasks}
         self.task_weight_trackers = {t: keras.metrics.Mean(name=f"{t}_loss_weight") for t in tasks}
 
     @property
     def tasks(self) -> list[str]:
         return list(self.heads)
+
+    @property
+    def label_types(self) -> dict[str, str]:
+        """Task -> its head's type ("classification", "binary", "multilabel", "regression")."""
+        return {t: h.task_type for t, h in self.heads.items()}
 
     @property
     def modalities(self) -> list[str]:
@@ -258,12 +264,12 @@ class MultiTaskModel(keras.Model):
             self._post_build()
 
     def task_losses(self, y, y_pred, sample_weight=None) -> dict:
-        """Task name -> masked mean cross-entropy over the examples labelled for it.
+        """Task name -> its head's masked mean loss over the examples labelled for it.
 
         Tasks absent from `y` contribute nothing. A batch with no labelled
         example for a task gives that task a loss of 0.
         """
-        return _masked_losses(self._labels_and_masks(y, sample_weight), y_pred)
+        return self._masked_losses(self._labels_and_masks(y, sample_weight), y_pred)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         del x, training
@@ -289,20 +295,18 @@ class MultiTaskModel(keras.Model):
             # `compute_loss`: a tensor kept from there would leak out of the
             # gradient computation on the JAX backend.
             labels_and_masks = self._labels_and_masks(y, sample_weight)
-            losses = _masked_losses(labels_and_masks, y_pred)
+            losses = self._masked_losses(labels_and_masks, y_pred)
             for task, (labels, mask) in labels_and_masks.items():
                 self.task_loss_trackers[task].update_state(
                     losses[task], sample_weight=ops.sum(mask)
                 )
-                self.task_accuracies[task].update_state(labels, y_pred[task], sample_weight=mask)
-                one_hot = ops.one_hot(labels, len(self.label_names[task]))
-                self.task_macro_f1[task].update_state(one_hot, y_pred[task], sample_weight=mask)
+                self.heads[task].update_metrics(self.task_metrics[task], labels, y_pred[task], mask)
         return _logs_for_strategy(self.get_metrics_result(), self)
 
     def _labels_and_masks(self, y, sample_weight):
         if not isinstance(y, Mapping):
             raise ValueError(
-                f"Labels must be a dict of task name -> integer labels for tasks {self.tasks}. "
+                f"Labels must be a dict of task name -> labels for tasks {self.tasks}. "
                 f"Received: {type(y).__name__}"
             )
         unknown = sorted(set(y) - set(self.tasks))
@@ -319,12 +323,18 @@ class MultiTaskModel(keras.Model):
         for task in self.tasks:
             if task not in y:
                 continue
-            labels = ops.reshape(ops.cast(y[task], "int32"), (-1,))
-            mask = ops.cast(ops.greater_equal(labels, 0), "float32")
+            labels, mask = self.heads[task].labels_and_mask(y[task])
             if sample_weight.get(task) is not None:
                 mask = mask * ops.reshape(ops.cast(sample_weight[task], "float32"), (-1,))
-            result[task] = (ops.maximum(labels, 0), mask)
+            result[task] = (labels, mask)
         return result
+
+    def _masked_losses(self, labels_and_masks: dict, y_pred: dict) -> dict:
+        """Task -> its head's mean loss over the examples its mask keeps (0 if none)."""
+        return {
+            task: self.heads[task].masked_loss(labels, mask, y_pred[task])
+            for task, (labels, mask) in labels_and_masks.items()
+        }
 
     def get_config(self):
         return {
@@ -368,21 +378,13 @@ def _logs_for_strategy(logs: dict, model: keras.Model) -> dict:
     import tensorflow as tf
 
     strategy = model.distribute_strategy
-    multi_worker = isinstance(
-        strategy, tf.distribute.MultiWorkerMirroredStrategy
-    ) and strategy.extended._in_multi_worker_mode()
+    multi_worker = (
+        isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        and strategy.extended._in_multi_worker_mode()
+    )
     if not multi_worker:
         return logs
     return {name: ops.reshape(value, (1,)) for name, value in logs.items()}
-
-
-def _masked_losses(labels_and_masks: dict, y_pred: dict) -> dict:
-    """Task -> mean cross-entropy over the examples its mask keeps (0 if none)."""
-    losses = {}
-    for task, (labels, mask) in labels_and_masks.items():
-        per_example = keras.losses.sparse_categorical_crossentropy(labels, y_pred[task])
-        losses[task] = ops.divide_no_nan(ops.sum(per_example * mask), ops.sum(mask))
-    return losses
 
 
 def _hide(vectors, presence):
@@ -423,19 +425,6 @@ def _check_first_call_gave_sequence(modality: str, encoder, fusion) -> None:
         )
 
 
-def _built_f1_score(num_classes: int, name: str) -> keras.metrics.F1Score:
-    """A macro-F1 metric whose variables exist now.
-
-    `F1Score` creates its variables on its first update; inside a distributed
-    training loop that fails, so one zero-weight update creates them here.
-    """
-    metric = keras.metrics.F1Score(average="macro", name=name)
-    zeros = ops.zeros((1, num_classes))
-    metric.update_state(zeros, zeros, sample_weight=ops.zeros((1,)))
-    metric.reset_state()
-    return metric
-
-
 def _check_structure(encoders, heads, task_inputs, label_names, fusion) -> None:
     unknown_modalities = sorted(set(encoders) - set(MODALITY_INPUTS))
     if unknown_modalities or not encoders:
@@ -445,6 +434,12 @@ def _check_structure(encoders, heads, task_inputs, label_names, fusion) -> None:
         )
     if not heads:
         raise ValueError("`heads` must hold at least one task head. Received: {}")
+    not_heads = {t: type(h).__name__ for t, h in heads.items() if not isinstance(h, TaskHead)}
+    if not_heads:
+        raise ValueError(
+            f"`heads` must map tasks to `TaskHead` layers (a head type knows its loss and "
+            f"metrics). Received: {not_heads}"
+        )
     for name, mapping in (("task_inputs", task_inputs), ("label_names", label_names)):
         if set(mapping) != set(heads):
             raise ValueError(

@@ -96,7 +96,9 @@ def test_jsonl_with_text_path_column(folder):
     )
     assert posts.ids == ["1", "2", "3"]
     assert posts.texts == ["café", "hello", "naïve"]
-    assert posts.label_names == {"stars": ["2", "10"], "spam": ["False"]}  # numbers as numbers
+    # Integers are class names, sorted as numbers; a JSON bool column is binary.
+    assert posts.label_names == {"stars": ["2", "10"], "spam": ["false", "true"]}
+    assert posts.label_types == {"stars": "classification", "spam": "binary"}
     np.testing.assert_array_equal(posts.labels["stars"], [1, -1, 0])
     np.testing.assert_array_equal(posts.labels["spam"], [0, -1, -1])  # absent key = missing
 
@@ -202,3 +204,74 @@ def test_posts_without_images_get_missing_images(tmp_path):
         features, _, _ = next(iter(make_dataset(posts, image_size=8, augment=augment, seed=0)))
         assert features["image"].shape == (1, 8, 8, 3)
         assert np.isnan(features["image"].numpy()).all()
+
+
+TYPED_CSV = (
+    "text,mood,urgent,tags,score\n"
+    "a,happy,true,food|sport,1.5\n"
+    "b,sad,false,[],2\n"
+    "c,happy,,sport,\n"
+    'd,sad,TRUE,"[""food""]",-0.25\n'
+)
+
+
+def test_label_types_are_inferred_from_the_cells(folder):
+    (folder / "m.csv").write_text(TYPED_CSV)
+    columns = ["mood", "urgent", "tags", "score"]
+    posts = read_manifest(
+        folder / "m.csv", image_column=None, text_column="text", label_columns=columns
+    )
+    assert posts.label_types == {
+        "mood": "classification",
+        "urgent": "binary",
+        "tags": "multilabel",
+        "score": "regression",
+    }
+    assert posts.label_names["urgent"] == ["false", "true"]
+    np.testing.assert_array_equal(posts.labels["urgent"], [1, 0, -1, 1])
+    assert posts.label_names["tags"] == ["food", "sport"]
+    np.testing.assert_array_equal(posts.labels["tags"], [[1, 1], [0, 0], [0, 1], [1, 0]])
+    assert posts.label_names["score"] == ["score"]
+    np.testing.assert_array_equal(posts.labels["score"][:, 0], [1.5, 2.0, np.nan, -0.25])
+    np.testing.assert_array_equal(posts.masks()["score"], [1, 1, 0, 1])
+    assert posts.label_counts("tags") == {"food": 2, "sport": 2}
+
+
+def test_explicit_label_types_override_the_inference(folder):
+    (folder / "m.csv").write_text("text,stars\na,1\nb,3\nc,2\n")
+    kwargs = dict(image_column=None, text_column="text", label_columns=["stars"])
+    assert read_manifest(folder / "m.csv", **kwargs).label_types["stars"] == "classification"
+    posts = read_manifest(folder / "m.csv", label_types={"stars": "regression"}, **kwargs)
+    np.testing.assert_array_equal(posts.labels["stars"][:, 0], [1.0, 3.0, 2.0])
+    with pytest.raises(MmtaskError, match="label_types"):
+        read_manifest(folder / "m.csv", label_types={"stars": "ordinal"}, **kwargs)
+
+
+def test_bad_cells_of_a_typed_column_follow_on_error(folder):
+    (folder / "m.csv").write_text("text,score,flag\na,1.5,true\nb,lots,false\nc,2.5,maybe\n")
+    kwargs = dict(
+        image_column=None,
+        text_column="text",
+        label_columns=["score", "flag"],
+        label_types={"score": "regression", "flag": "binary"},
+    )
+    with pytest.raises(DataError, match="'lots' in column 'score'.*a finite number") as info:
+        read_manifest(folder / "m.csv", **kwargs)
+    assert info.value.line == 3
+    posts = read_manifest(folder / "m.csv", on_error="skip", **kwargs)
+    assert posts.ids == ["1"]
+    assert posts.report.skipped == {"bad_label": ["2", "3"]}
+
+
+def test_unknown_class_in_a_label_set_against_given_names(folder):
+    (folder / "m.csv").write_text("text,tags\na,food|sport\nb,food|golf\n")
+    posts = read_manifest(
+        folder / "m.csv",
+        image_column=None,
+        text_column="text",
+        label_columns=["tags"],
+        label_names={"tags": ["food", "sport"]},
+        on_error="skip",
+    )
+    assert posts.report.skipped == {"unknown_label": ["2"]}
+    np.testing.assert_array_equal(posts.labels["tags"], [[1, 1]])

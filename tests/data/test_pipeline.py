@@ -47,7 +47,8 @@ def _collect(dataset):
 
 
 def test_image_size_defaults_to_the_models(posts):
-    model = SimpleNamespace(image_size=(6, 8))  # all make_dataset reads of a model
+    # All make_dataset reads of a model.
+    model = SimpleNamespace(image_size=(6, 8), modalities=["image", "text"])
     dataset = make_dataset(posts, model=model, batch_size=4)
     assert dataset.element_spec[0]["image"].shape.as_list() == [None, 6, 8, 3]
     agreeing = make_dataset(posts, model=model, image_size=[6, 8], batch_size=4)
@@ -58,7 +59,8 @@ def test_image_size_missing_or_disagreeing_with_the_model_is_an_error(posts):
     with pytest.raises(ValueError, match="pass `model=`.*or `image_size=`. Received neither"):
         make_dataset(posts, batch_size=4)
     with pytest.raises(ValueError, match=r"expected \(6, 8\).*Received: image_size=224"):
-        make_dataset(posts, model=SimpleNamespace(image_size=(6, 8)), image_size=224)
+        model = SimpleNamespace(image_size=(6, 8), modalities=["image", "text"])
+        make_dataset(posts, model=model, image_size=224)
 
 
 def test_element_spec_and_batches(posts):
@@ -156,3 +158,28 @@ def test_features_only_and_unlabelled_posts(posts):
     assert set(dataset.element_spec) == {"text", "image"}
     batch = next(iter(dataset))
     assert batch["image"].shape == (8, 4, 4, 3)
+
+
+def test_text_only_model_gets_no_images_and_typed_labels_keep_their_form():
+    posts = Posts(
+        ids=["1", "2", "3"],
+        texts=["a", "b", "c"],
+        image_paths=["", "", ""],  # a text-only manifest: no image files at all
+        labels={
+            "score": [1.5, np.nan, -2.0],
+            "topics": [[1, 0], [-1, -1], [0, 0]],
+        },
+        label_names={"score": ["score"], "topics": ["food", "sport"]},
+        report=ReadReport("test"),
+        label_types={"score": "regression", "topics": "multilabel"},
+    )
+    model = SimpleNamespace(image_size=(6, 8), modalities=["text"])
+    dataset = make_dataset(posts, model=model, batch_size=3, training=True, seed=0)
+    features, labels, masks = next(iter(dataset.as_numpy_iterator()))
+    assert set(features) == {"text"}
+    by_text = {t.decode(): i for i, t in enumerate(features["text"])}
+    b, c = by_text["b"], by_text["c"]
+    assert labels["score"].shape == (3, 1) and labels["score"][b, 0] == 0.0  # NaN filled
+    assert masks["score"][b] == 0.0 and masks["score"][c] == 1.0
+    assert labels["topics"].shape == (3, 2) and (labels["topics"][b] == 0).all()
+    assert masks["topics"][b] == 0.0 and masks["topics"][c] == 1.0  # an empty set is a label

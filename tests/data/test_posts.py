@@ -71,3 +71,44 @@ def test_report_summary():
         "read 10 posts from data/x, skipped 7 "
         "(duplicate_id: 1 [9]; truncated_image: 6 [1, 2, 3, 4, 5, ...])"
     )
+
+
+def test_typed_labels_are_checked_against_their_form():
+    def posts(labels, names, label_type):
+        return Posts(
+            ["1", "2"],
+            ["a", "b"],
+            ["", ""],
+            {"t": labels},
+            {"t": names},
+            ReadReport("x"),
+            label_types={"t": label_type},
+        )
+
+    assert posts([[0.5], [np.nan]], ["t"], "regression").masks()["t"].tolist() == [1.0, 0.0]
+    assert posts([[1, 0], [-1, -1]], ["a", "b"], "multilabel").masks()["t"].tolist() == [1.0, 0.0]
+    with pytest.raises(MmtaskError, match="finite"):
+        posts([[np.inf], [1.0]], ["t"], "regression")
+    with pytest.raises(MmtaskError, match="rows of 0/1"):
+        posts([[2, 0], [0, 0]], ["a", "b"], "multilabel")
+    with pytest.raises(MmtaskError, match="2 class names"):
+        posts([0, 1], ["a", "b", "c"], "binary")
+    with pytest.raises(MmtaskError, match="expected one of"):
+        posts([0, 1], ["a", "b"], "ordinal")
+
+
+def test_split_holds_out_a_seeded_share_and_keeps_types():
+    posts = Posts(
+        [str(i) for i in range(10)],
+        ["t"] * 10,
+        [""] * 10,
+        {"y": np.arange(10.0)},
+        {"y": ["y"]},
+        ReadReport("x"),
+        label_types={"y": "regression"},
+    )
+    rest, held = posts.split(0.3, seed=1)
+    assert len(held) == 3 and sorted(rest.ids + held.ids, key=int) == posts.ids
+    assert held.ids == posts.split(0.3, seed=1)[1].ids != posts.split(0.3, seed=2)[1].ids
+    assert held.label_types == {"y": "regression"}
+    np.testing.assert_array_equal(held.labels["y"][:, 0], [float(i) for i in held.ids])

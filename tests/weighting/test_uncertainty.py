@@ -146,3 +146,48 @@ def test_keras_file_keeps_learnt_log_variances(fitted, tmp_path):
         restored = loaded.weighting.log_variances[task]
         assert float(restored.numpy()) == float(variable.numpy())
         assert any(restored is v for v in loaded.trainable_variables)
+
+
+def fitted_weights_with_a_regression_task(x, classes, regression_head):
+    """Effective weights after fitting a colour classifier beside `regression_head`."""
+    from mmtask.encoders import SmallCNNImageEncoder
+    from mmtask.heads import ClassificationHead
+    from mmtask.models import MultiTaskModel
+
+    keras.utils.set_random_seed(0)
+    weighting = UncertaintyWeighting(["colour", "amount"])
+    model = MultiTaskModel(
+        encoders={"image": SmallCNNImageEncoder(filters=(4,), output_dim=8, dropout=0.0)},
+        heads={"colour": ClassificationHead(4, name="colour"), "amount": regression_head},
+        task_inputs={"colour": "image", "amount": "image"},
+        label_names={"colour": ["black", "red", "green", "blue"], "amount": ["amount"]},
+        weighting=weighting,
+        image_size=(8, 8),
+    )
+    model.compile(optimizer=keras.optimizers.Adam(0.05))
+    rng = np.random.default_rng(1)
+    amounts = (100.0 * classes + rng.normal(0, 50.0, len(classes)))[:, None].astype("float32")
+    model.fit(x, {"colour": classes, "amount": amounts}, epochs=8, batch_size=16, verbose=0)
+    return {t: float(w) for t, w in weighting.effective_weights().items()}, amounts
+
+
+def test_balances_a_large_scale_regression_loss_against_a_cross_entropy(color_images):
+    """A regression loss in large raw units gets a smaller learnt weight than a cross-entropy.
+
+    Told mean 0 and std 1, the regression head's loss is in the target's raw
+    units (a scale of ~100, squared errors of ~10^4): uncertainty weighting
+    turns its weight down. Standardised with the data's own mean and std (what
+    `build_model` does), the same target keeps a weight near the
+    cross-entropy's.
+    """
+    from mmtask.heads import RegressionHead
+
+    x, classes = color_images
+    raw, amounts = fitted_weights_with_a_regression_task(
+        x, classes, RegressionHead(mean=[0.0], std=[1.0], name="amount")
+    )
+    standardised, _ = fitted_weights_with_a_regression_task(
+        x, classes, RegressionHead.from_data(["amount"], amounts, name="amount")
+    )
+    assert raw["amount"] < 0.6 * raw["colour"]
+    assert raw["amount"] / raw["colour"] < 0.6 * standardised["amount"] / standardised["colour"]

@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from mmtask.data.posts import Posts
+from mmtask.data.posts import LABEL_FORMS, Posts
 from mmtask.errors import DataError, MmtaskError
 
 LABEL_NAMES_KEY = "label_names"
@@ -81,7 +81,13 @@ def image_record_bytes(path: str | Path) -> bytes:
 
 
 def post_examples(posts: Posts) -> Iterator[tuple[str, dict]]:
-    """(key, record) pairs of `posts`, keyed by post id."""
+    """(key, record) pairs of `posts`, keyed by post id; the builders hold class indices only."""
+    typed = {t: k for t, k in posts.label_types.items() if LABEL_FORMS[k] != "index"}
+    if typed:
+        raise MmtaskError(
+            "The TFDS builders hold classification labels (class indices) only. "
+            f"Received tasks of other types: {typed}"
+        )
     for i, post_id in enumerate(posts.ids):
         record = {
             "id": post_id,
