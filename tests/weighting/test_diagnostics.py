@@ -64,3 +64,41 @@ def test_logged_in_history_each_epoch():
     cosines = [k for k in history if k.startswith("grad_cosine_")]
     assert len(cosines) == 3
     assert all(-1.0 <= v <= 1.0 for k in cosines for v in history[k])
+
+
+def test_measures_a_mix_of_task_types_with_missing_labels():
+    from mmtask.heads import BinaryHead, RegressionHead
+
+    base = make_model(dropout=0.0)
+    heads = {
+        "post_task": base.heads["post_task"],
+        "flag": BinaryHead(name="flag"),
+        "amount": RegressionHead(mean=[10.0], std=[5.0], name="amount"),
+    }
+    model = MultiTaskModel(
+        encoders=base.encoders,
+        heads=heads,
+        task_inputs={"post_task": "fused", "flag": "fused", "amount": "fused"},
+        label_names={"post_task": NAMES, "flag": ["no", "yes"], "amount": ["amount"]},
+        fusion=base.fusion,
+        image_size=base.image_size,
+    )
+    x, y = make_batch(12)
+    rng = np.random.default_rng(0)
+    amounts = rng.normal(10.0, 5.0, (12, 1)).astype("float32")
+    labels = {
+        "post_task": y["post_task"],
+        "flag": rng.integers(0, 2, 12).astype("int32"),
+        "amount": amounts,
+    }
+    diagnostics = TaskGradientDiagnostics(x, labels)
+    diagnostics.set_model(model)
+    logs = diagnostics.measure()
+    for task in heads:
+        assert np.isfinite(logs[f"{task}_grad_norm"]) and logs[f"{task}_grad_norm"] > 0, task
+    assert -1.0 <= logs["grad_cosine_flag_vs_amount"] <= 1.0
+    # A regression task whose every target is missing (NaN) pulls nothing.
+    diagnostics = TaskGradientDiagnostics(x, dict(labels, amount=np.full((12, 1), np.nan, "f4")))
+    diagnostics.set_model(model)
+    logs = diagnostics.measure()
+    assert logs["amount_grad_norm"] == 0.0 and logs["post_task_grad_norm"] > 0
