@@ -287,7 +287,9 @@ def _prepare_optimizer(model, variables) -> bool:
         return False
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         raise ValueError(
-            "FineTuning does not support a LossScaleOptimizer (mixed precision) yet. "
+            "FineTuning does not support a LossScaleOptimizer, which Keras adds under "
+            "the mixed_float16 policy (mixed_precision: float16). Expected another "
+            "optimizer: use mixed_precision: bfloat16, which needs no loss scaling. "
             f"Received: {type(optimizer).__name__}"
         )
     if optimizer.built and int(ops.convert_to_numpy(optimizer.iterations)) > 0:
