@@ -113,6 +113,11 @@ class Encoder(keras.layers.Layer):
         """Length L of the returned `sequence` for inputs of `input_shape`; None if unknown."""
         raise NotImplementedError(f"{type(self).__name__} must define `sequence_length_for`.")
 
+    @property
+    def unused_sublayers(self) -> tuple[str, ...]:
+        """Paths of sublayers no output depends on (none by default); never unfrozen."""
+        return ()
+
     def encode(self, inputs, training=None):
         """`(pooled (B, feature_dim), sequence (B, L, S), mask (B, L))` of a batch."""
         raise NotImplementedError(f"{type(self).__name__} must define `encode`.")

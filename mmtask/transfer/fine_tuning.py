@@ -31,6 +31,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from mmtask.encoders.base import Encoder
 from mmtask.transfer.discriminative import DiscriminativeOptimizer
 from mmtask.transfer.schedule import FineTuneSchedule, Stage
 
@@ -337,7 +338,8 @@ def _layer_tree(root) -> list[_Node]:
     unused = {
         f"{node.path}/{sub}" if node.path else sub
         for node in nodes
-        for sub in getattr(node.layer, "unused_sublayers", ())
+        if isinstance(node.layer, Encoder)
+        for sub in node.layer.unused_sublayers
     }
     for index, node in enumerate(nodes):
         if node.path in unused:
