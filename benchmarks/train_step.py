@@ -129,7 +129,7 @@ def keras_baseline(model: MultiTaskModel) -> keras.Model:
         inputs["text"] = keras.Input(shape=(), dtype="string", name="text")
     if "image" in encoders:
         inputs["image"] = keras.Input(shape=(*model.image_size, 3), name="image")
-    representations = {m: encoders[m](inputs[m]) for m in sorted(encoders)}
+    representations = {m: encoders[m](inputs[m])["vector"] for m in sorted(encoders)}
     if model.fusion is not None:
         representations["fused"] = fresh_copy(model.fusion)(
             {m: representations[m] for m in sorted(encoders)}

@@ -74,7 +74,7 @@ def build_model(
             encoders["text"] = TEXT_ENCODERS.build(
                 spec.text_encoder.name, name="text_encoder", **spec.text_encoder.options
             )
-        if getattr(encoders["text"], "needs_vocabulary", False):
+        if encoders["text"].needs_vocabulary:
             if train_texts is None:
                 raise SpecError(
                     f"Text encoder {spec.text_encoder.name!r} learns its vocabulary: "

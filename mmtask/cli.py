@@ -119,7 +119,8 @@ def _train_locked(args: argparse.Namespace) -> None:
     from mmtask.training import save_run, train
 
     spec = RunSpec.from_file(args.spec) if args.spec else RunSpec()
-    for key in ("epochs", "batch_size", "learning_rate", "seed", "monitor", "patience"):
+    keys = ("epochs", "batch_size", "learning_rate", "seed", "monitor", "patience")
+    for key in (*keys, "mixed_precision"):
         if getattr(args, key) is not None:
             setattr(spec.training, key, getattr(args, key))
     if args.no_feature_cache:
@@ -302,6 +303,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--patience", type=int, help="stop after this many epochs without a better --monitor"
+    )
+    train.add_argument(
+        "--mixed-precision",
+        choices=["none", "bfloat16", "float16"],
+        help="compute in bfloat16 or float16, weights in float32 (default: the spec's, none); "
+        "float16 scales the loss, which a fine-tuning schedule does not support",
     )
     train.add_argument(
         "--cache-dir",

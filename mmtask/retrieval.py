@@ -19,7 +19,7 @@ from mmtask.models.multitask import EMBEDDING_OUTPUTS
 
 def embed_posts(model, posts: Posts, batch_size: int = 64, verbose: int = 0) -> dict:
     """Modality -> (N, D) L2-normalised embeddings of `posts`, in their order."""
-    if getattr(model, "alignment", None) is None:
+    if model.alignment is None:
         raise MmtaskError(
             "Retrieval needs a model trained with an alignment module "
             "(spec: `alignment: {name: contrastive}`)."

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from mmtask.errors import SpecError
+from mmtask.mixed_precision import check_mixed_precision
 
 
 @dataclass
@@ -113,6 +114,9 @@ class TrainingSpec:
             whole run (on a modality that is not augmented) once per post,
             cache their outputs on disk and train the rest of the model on
             them.
+        mixed_precision: str. "none", "bfloat16" (compute in bfloat16, weights
+            in float32) or "float16" (the same with loss scaling, which a
+            `fine_tuning` schedule does not support).
     """
 
     epochs: int = 5
@@ -125,6 +129,10 @@ class TrainingSpec:
     monitor: str = "val_loss"
     patience: int | None = None
     cache_frozen_encoders: bool = True
+    mixed_precision: str = "none"
+
+    def __post_init__(self):
+        check_mixed_precision(self.mixed_precision)
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainingSpec:
@@ -209,5 +217,5 @@ def _from_dict(cls, data, where: str):
             values[key] = _from_dict(kind[1], value, path)
     try:
         return cls(**values)
-    except TypeError as error:
+    except (TypeError, ValueError) as error:
         raise SpecError(f"Invalid `{where}`: {error}") from None

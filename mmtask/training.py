@@ -19,6 +19,7 @@ from mmtask.builder import build_model
 from mmtask.data import Posts, make_dataset
 from mmtask.errors import MmtaskError
 from mmtask.evaluation import EvaluationReport, evaluate_model, modality_contributions
+from mmtask.mixed_precision import MIXED_PRECISION, dtype_policy
 from mmtask.models import MultiTaskModel
 from mmtask.progress import history_table, progress_callbacks
 from mmtask.run_folder import (
@@ -93,7 +94,27 @@ def train(
             (default: `mmtask.transfer.default_cache_dir()`).
         safe_mode: bool. False to allow parts that run a SavedModel's graph
             (`tf_hub` encoders), as loading such a model needs.
+
+    With `spec.training.mixed_precision` set, the model is built and trained
+    under that dtype policy (its layers keep it); the global policy is
+    restored on return.
     """
+    with dtype_policy(MIXED_PRECISION[spec.training.mixed_precision]):
+        return _train(
+            spec, train_posts, val_posts, callbacks, verbose, contributions, cache_dir, safe_mode
+        )
+
+
+def _train(
+    spec: RunSpec,
+    train_posts: Posts,
+    val_posts: Posts | None,
+    callbacks: Sequence[keras.callbacks.Callback],
+    verbose: int | str,
+    contributions: bool,
+    cache_dir: str | Path | None,
+    safe_mode: bool,
+) -> TrainingResult:
     spec.model = spec.model.with_tasks_for(train_posts.tasks)
     settings = spec.training
     keras.utils.set_random_seed(settings.seed)

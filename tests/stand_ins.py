@@ -84,7 +84,7 @@ def saved_encoder(folder: Path, modality: str) -> dict:
     else:
         encoder = SmallCNNImageEncoder(**TINY_OPTIONS["image"]["small_cnn"])
         inputs = keras.Input(shape=(None, None, 3))
-    keras.Model(inputs, encoder(inputs))
+    keras.Model(inputs, encoder(inputs)["vector"])
     return {"path": str(save_encoder(encoder, folder / f"{modality}.keras", modality))}
 
 

@@ -117,7 +117,7 @@ def test_saved_and_exported_model_serves_raw_posts_like_the_cached_path(splits, 
     paths = save_run(result, spec(), tmp_path / "run")
     reloaded = load_model(paths["model"])
     assert sorted(reloaded.encoders) == ["image", "text"]
-    assert not any(getattr(e, "feature_shape", None) for e in reloaded.encoders.values())
+    assert not any(e.reads == "features" for e in reloaded.encoders.values())
     # The cached training path: the twin on the cached features of the same posts.
     cache = FeatureCache(tmp_path / "c", verbose=0)
     posts = val_posts

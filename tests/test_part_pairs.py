@@ -52,8 +52,8 @@ def inputs_for(model, raw: dict) -> dict:
     rng = np.random.default_rng(0)
     return {
         m: (
-            rng.normal(size=(BATCH, *encoder.feature_shape)).astype("float32")
-            if getattr(encoder, "feature_shape", None) is not None
+            rng.normal(size=(BATCH, *encoder.example_shape(model.image_size))).astype("float32")
+            if encoder.reads == "features"
             else raw[m]
         )
         for m, encoder in model.encoders.items()

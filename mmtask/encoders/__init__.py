@@ -1,5 +1,6 @@
-"""Encoders turn one modality (raw strings, decoded images) into a vector."""
+"""Encoders turn one modality (raw strings, decoded images) into a vector and a sequence."""
 
+from mmtask.encoders.base import Encoder
 from mmtask.encoders.image_cnn import SmallCNNImageEncoder
 from mmtask.encoders.keras_applications import KerasApplicationsImageEncoder
 from mmtask.encoders.keras_hub_image import KerasHubImageEncoder
@@ -14,6 +15,7 @@ from mmtask.encoders.text_transformer import TransformerTextEncoder
 from mmtask.encoders.tf_hub import SavedModelLayer, TFHubImageEncoder, TFHubTextEncoder
 
 __all__ = [
+    "Encoder",
     "KerasApplicationsImageEncoder",
     "KerasHubImageEncoder",
     "KerasHubTextEncoder",

@@ -10,15 +10,17 @@ from collections.abc import Sequence
 
 import keras
 
-from mmtask.encoders.sequences import encoder_output, encoder_output_spec, image_patches
+from mmtask.encoders.base import Encoder, image_patches, patch_count
 from mmtask.registry import IMAGE_ENCODERS
 
 
 @IMAGE_ENCODERS.register("small_cnn")
-class SmallCNNImageEncoder(keras.layers.Layer):
+class SmallCNNImageEncoder(Encoder):
     """Conv blocks (conv, group norm, ReLU, max pool) -> global average pool -> dense.
 
-    With `return_sequence=True` it also returns the last feature map as patches.
+    Returns the `Encoder` structure; its sequence is the last feature map as patches.
+    Its final dense layer is its own (always there, after dropout), not the
+    optional projection of other encoders: `output_dim` is that layer's width.
 
     Group normalization, not batch normalization: an image's vector does not
     depend on the other images of its batch, so predictions are the same at
@@ -32,11 +34,12 @@ class SmallCNNImageEncoder(keras.layers.Layer):
     Example:
     ```python
     encoder = SmallCNNImageEncoder(filters=(16, 32), output_dim=64)
-    vectors = encoder(np.zeros((2, 64, 64, 3), "float32"))  # (2, 64)
+    vectors = encoder(np.zeros((2, 64, 64, 3), "float32"))["vector"]  # (2, 64)
     ```
     """
 
     modality = "image"
+    reads = "images"
 
     def __init__(
         self,
@@ -45,9 +48,10 @@ class SmallCNNImageEncoder(keras.layers.Layer):
         dropout: float = 0.1,
         **kwargs,
     ):
+        # No optional projection: the final dense layer below plays its part.
         super().__init__(**kwargs)
         self.filters = tuple(filters)
-        self.output_dim = output_dim
+        self.output_dim = int(output_dim)
         self.dropout = dropout
         self.rescale = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")
         self.stem = keras.layers.Conv2D(
@@ -67,8 +71,18 @@ class SmallCNNImageEncoder(keras.layers.Layer):
         self.dense = keras.layers.Dense(output_dim, activation="relu", name="dense")
 
     @property
-    def output_width(self) -> int:
+    def feature_dim(self) -> int:
         return self.output_dim
+
+    @property
+    def sequence_width(self) -> int:
+        return self.filters[-1]
+
+    def sequence_length_for(self, input_shape) -> int | None:
+        shape = self.stem.compute_output_shape(input_shape)
+        for _ in self.convs:
+            shape = self.pool.compute_output_shape(shape)
+        return patch_count(shape)
 
     def build(self, input_shape):
         self.rescale.build(input_shape)
@@ -81,36 +95,19 @@ class SmallCNNImageEncoder(keras.layers.Layer):
             norm.build(shape)
             shape = self.pool.compute_output_shape(shape)
         self.dense.build((None, self.filters[-1]))
-        self.built = True
+        self.built = True  # Not `Encoder.build`: no projection to add.
 
-    def call(self, images, training=None, return_sequence=False):
+    def encode(self, images, training=None):
         x = self.stem(self.rescale(images))
         for conv, norm in zip(self.convs, self.norms, strict=True):
             x = keras.activations.relu(norm(conv(x), training=training))
             x = self.pool(x)
         vector = self.dense(self.drop(self.global_pool(x), training=training))
-        sequence, mask = image_patches(x) if return_sequence else (None, None)
-        return encoder_output(vector, sequence, mask, return_sequence)
-
-    def compute_output_spec(self, images, training=None, return_sequence=False):
-        shape = self.stem.compute_output_shape(images.shape)
-        for _ in self.convs:
-            shape = self.pool.compute_output_shape(shape)
-        length = shape[1] * shape[2] if shape[1] and shape[2] else None
-        return encoder_output_spec(
-            images.shape[0],
-            self.output_dim,
-            length,
-            self.filters[-1],
-            return_sequence,
-            self.compute_dtype,
-        )
+        return (vector, *image_patches(x))
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {"filters": list(self.filters), "output_dim": self.output_dim, "dropout": self.dropout}
-        )
+        config.update({"filters": list(self.filters), "dropout": self.dropout})
         return config
 
 

@@ -11,20 +11,19 @@ from __future__ import annotations
 import keras
 import keras_hub
 
+from mmtask.encoders.base import Encoder, image_patches, patch_count
 from mmtask.encoders.image_size import (
     check_image_size,
     fixed_input_size,
     preset_image_size,
     size_pair,
 )
-from mmtask.encoders.pooled import PooledEncoder
 from mmtask.encoders.presets import as_layer, local_preset
-from mmtask.encoders.sequences import encoder_output, encoder_output_spec, image_patches
 from mmtask.registry import IMAGE_ENCODERS
 
 
 @IMAGE_ENCODERS.register("keras_hub")
-class KerasHubImageEncoder(PooledEncoder):
+class KerasHubImageEncoder(Encoder):
     """A keras-hub image backbone (EfficientNet, ResNet, ...) pooled to a vector.
 
     Args:
@@ -49,11 +48,12 @@ class KerasHubImageEncoder(PooledEncoder):
     encoder = KerasHubImageEncoder(
         preset="weights/efficientnet_lite0_imagenet", native_image_size=224
     )
-    vectors = encoder(images)  # images: (B, 224, 224, 3) in 0..255 -> (B, 1280)
+    vectors = encoder(images)["vector"]  # images: (B, 224, 224, 3) in 0..255 -> (B, 1280)
     ```
     """
 
     modality = "image"
+    reads = "images"
 
     def __init__(
         self,
@@ -107,24 +107,12 @@ class KerasHubImageEncoder(PooledEncoder):
         self.rescale.build(input_shape)
         super().build(input_shape)
 
-    def call(self, images, training=None, return_sequence=False):
-        features = self.backbone(self.rescale(images), training=training)
-        pooled = self.pool(features)
-        vector = self.project(pooled)
-        sequence, mask = image_patches(features) if return_sequence else (None, None)
-        return encoder_output(vector, sequence, mask, return_sequence)
+    def sequence_length_for(self, input_shape) -> int | None:
+        return patch_count(self.backbone.compute_output_shape(input_shape))
 
-    def compute_output_spec(self, images, training=None, return_sequence=False):
-        shape = self.backbone.compute_output_shape(images.shape)
-        length = shape[1] * shape[2] if shape[1] and shape[2] else None
-        return encoder_output_spec(
-            images.shape[0],
-            self.output_width,
-            length,
-            self.feature_dim,
-            return_sequence,
-            self.compute_dtype,
-        )
+    def encode(self, images, training=None):
+        features = self.backbone(self.rescale(images), training=training)
+        return (self.pool(features), *image_patches(features))
 
     def get_config(self):
         config = super().get_config()

@@ -12,15 +12,14 @@ import keras
 import keras_hub
 from keras import ops
 
-from mmtask.encoders.pooled import PooledEncoder
+from mmtask.encoders.base import Encoder, masked_mean
 from mmtask.encoders.presets import as_layer, from_preset
-from mmtask.encoders.sequences import encoder_output, encoder_output_spec, masked_mean
 from mmtask.registry import TEXT_ENCODERS
 from mmtask.text.normalizer import as_normalizer
 
 
 @TEXT_ENCODERS.register("keras_hub")
-class KerasHubTextEncoder(PooledEncoder):
+class KerasHubTextEncoder(Encoder):
     """A keras-hub BERT-style backbone with its tokenizer, pooled to a sentence vector.
 
     Args:
@@ -39,11 +38,12 @@ class KerasHubTextEncoder(PooledEncoder):
     Example:
     ```python
     encoder = KerasHubTextEncoder(preset="all_minilm_l6_v2", sequence_length=64)
-    vectors = encoder(np.array(["what a day"], object))  # (1, 384)
+    vectors = encoder(np.array(["what a day"], object))["vector"]  # (1, 384)
     ```
     """
 
     modality = "text"
+    reads = "text"
 
     def __init__(
         self,
@@ -104,7 +104,10 @@ class KerasHubTextEncoder(PooledEncoder):
         names = {layer.name for layer in getattr(self.backbone, "layers", [])}
         return ("backbone/pooled_dense",) if "pooled_dense" in names else ()
 
-    def call(self, texts, training=None, return_sequence=False):
+    def sequence_length_for(self, input_shape) -> int:
+        return self.sequence_length
+
+    def encode(self, texts, training=None):
         if self.normalizer is not None:
             texts = self.normalizer(texts)
         token_ids, padding_mask = self.packer(self.tokenizer(texts))
@@ -117,18 +120,7 @@ class KerasHubTextEncoder(PooledEncoder):
             training=training,
         )["sequence_output"]
         pooled = hidden[:, 0, :] if self.pooling == "cls" else masked_mean(hidden, padding_mask)
-        vector = self.project(pooled)
-        return encoder_output(vector, hidden, padding_mask, return_sequence)
-
-    def compute_output_spec(self, texts, training=None, return_sequence=False):
-        return encoder_output_spec(
-            texts.shape[0],
-            self.output_width,
-            self.sequence_length,
-            self.feature_dim,
-            return_sequence,
-            self.compute_dtype,
-        )
+        return pooled, hidden, padding_mask
 
     def get_config(self):
         config = super().get_config()

@@ -17,13 +17,12 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from mmtask.encoders.pooled import PooledEncoder
-from mmtask.encoders.sequences import encoder_output, encoder_output_spec, masked_mean
+from mmtask.encoders.base import Encoder, masked_mean
 from mmtask.registry import IMAGE_ENCODERS, TEXT_ENCODERS
 
 
 @keras.saving.register_keras_serializable(package="mmtask")
-class PrecomputedEncoder(PooledEncoder):
+class PrecomputedEncoder(Encoder):
     """Reads a modality's precomputed features: vectors (B, D) or sequences (B, L, D).
 
     Args:
@@ -37,9 +36,11 @@ class PrecomputedEncoder(PooledEncoder):
     Example:
     ```python
     encoder = PrecomputedEncoder(feature_dim=1280, modality="image")
-    vectors = encoder(features)  # features: (B, 1280) -> (B, 1280)
+    vectors = encoder(features)["vector"]  # features: (B, 1280) -> (B, 1280)
     ```
     """
+
+    reads = "features"
 
     def __init__(
         self,
@@ -78,27 +79,18 @@ class PrecomputedEncoder(PooledEncoder):
             return (self.feature_dim,)
         return (self.sequence_length, self.feature_dim)
 
-    def call(self, features, training=None, return_sequence=False):
-        if self.sequence_length is None:
-            pooled = features
-            sequence = ops.expand_dims(features, 1)
-            mask = ops.ones(ops.shape(sequence)[:2], dtype="bool")
-        else:
-            sequence = features
-            mask = ops.any(ops.not_equal(features, 0), axis=-1)
-            pooled = masked_mean(features, mask)
-        vector = self.project(pooled)
-        return encoder_output(vector, sequence, mask, return_sequence)
+    def example_shape(self, image_size: tuple[int, int]) -> tuple[int, ...]:
+        return self.feature_shape
 
-    def compute_output_spec(self, features, training=None, return_sequence=False):
-        return encoder_output_spec(
-            features.shape[0],
-            self.output_width,
-            self.sequence_length or 1,
-            self.feature_dim,
-            return_sequence,
-            self.compute_dtype,
-        )
+    def sequence_length_for(self, input_shape) -> int:
+        return self.sequence_length or 1
+
+    def encode(self, features, training=None):
+        if self.sequence_length is None:
+            sequence = ops.expand_dims(features, 1)
+            return features, sequence, ops.ones(ops.shape(sequence)[:2], dtype="bool")
+        mask = ops.any(ops.not_equal(features, 0), axis=-1)
+        return masked_mean(features, mask), features, mask
 
     def get_config(self):
         config = super().get_config()

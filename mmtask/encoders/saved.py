@@ -4,11 +4,10 @@ An encoder is saved as a `.keras` file of the layer itself; loading gives the
 encoder layer back, weights and vocabulary included. In a spec,
 `text_encoder: {name: saved, options: {path: encoder.keras}}` uses it.
 
-The layer is saved bare, not inside a model: a layer loaded out of a model
-file keeps that model's call as its first node, and Keras checks a later
-model's graph against the structure that first call returned. An encoder
-first called for its vector could then not give its sequence to
-`cross_attention` ("Output ... is not connected to inputs").
+The layer is saved bare, not inside a model, so it loads without the graph
+nodes of the model it was trained in. (Every encoder returns the same
+`{"vector", "sequence", "mask"}` structure on every call, so an encoder first
+called in another model can still give its sequence to `cross_attention`.)
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from mmtask.encoders.base import Encoder
 from mmtask.errors import MmtaskError
 from mmtask.freezing import apply_frozen_flags
 from mmtask.registry import IMAGE_ENCODERS, TEXT_ENCODERS
@@ -33,7 +33,7 @@ EXAMPLE_BATCHES = {
 WRAPPER_MODELS = ("saved_text_encoder", "saved_image_encoder")
 
 
-def save_encoder(encoder: keras.layers.Layer, path: str | Path, modality: str) -> Path:
+def save_encoder(encoder: Encoder, path: str | Path, modality: str) -> Path:
     """Save `encoder` (a text or image encoder layer) as a reusable `.keras` file.
 
     Args:
@@ -45,6 +45,11 @@ def save_encoder(encoder: keras.layers.Layer, path: str | Path, modality: str) -
     Returns:
         The path written.
     """
+    if not isinstance(encoder, Encoder):
+        raise TypeError(
+            "Invalid value for `encoder`: expected an `mmtask.encoders.Encoder`. "
+            f"Received: {type(encoder).__name__}"
+        )
     if modality not in EXAMPLE_BATCHES:
         raise ValueError(
             f"Invalid value for `modality`: expected one of {sorted(EXAMPLE_BATCHES)}. "
@@ -60,9 +65,7 @@ def save_encoder(encoder: keras.layers.Layer, path: str | Path, modality: str) -
     return path
 
 
-def load_encoder(
-    path: str | Path, trainable: bool = True, name: str | None = None
-) -> keras.layers.Layer:
+def load_encoder(path: str | Path, trainable: bool = True, name: str | None = None) -> Encoder:
     """The encoder layer saved at `path` by `save_encoder`, never called on symbolic inputs.
 
     Args:
@@ -76,6 +79,10 @@ def load_encoder(
     encoder = keras.saving.load_model(path)
     if isinstance(encoder, keras.Model) and encoder.name in WRAPPER_MODELS:
         encoder = _bare(encoder.layers[-1])
+    if not isinstance(encoder, Encoder):
+        raise MmtaskError(
+            f"{path} holds a {type(encoder).__name__}, not an encoder saved by `save_encoder`."
+        )
     encoder.trainable = trainable
     apply_frozen_flags(encoder)
     if name is not None:

@@ -12,16 +12,16 @@ import keras
 import keras_hub
 from keras import ops
 
-from mmtask.encoders.pooled import PooledEncoder
-from mmtask.encoders.sequences import encoder_output, encoder_output_spec, masked_mean
+from mmtask.encoders.base import Encoder, masked_mean
 from mmtask.registry import TEXT_ENCODERS
 
 
 @TEXT_ENCODERS.register("transformer")
-class TransformerTextEncoder(PooledEncoder):
+class TransformerTextEncoder(Encoder):
     """Strings -> token ids -> token + position embeddings -> transformer -> masked mean.
 
-    With `return_sequence=True` it also returns the token states and padding mask.
+    Returns the `Encoder` structure: the pooled vector, the token states and
+    the padding mask.
 
     Args:
         max_tokens: int. Vocabulary size, padding and out-of-vocabulary included.
@@ -40,11 +40,12 @@ class TransformerTextEncoder(PooledEncoder):
     ```python
     encoder = TransformerTextEncoder(max_tokens=1000, sequence_length=16)
     encoder.adapt(["a happy day", "a sad night"])
-    vectors = encoder(np.array(["happy night"]))  # (1, 64)
+    vectors = encoder(np.array(["happy night"]))["vector"]  # (1, 64)
     ```
     """
 
     modality = "text"
+    reads = "text"
 
     def __init__(
         self,
@@ -115,24 +116,16 @@ class TransformerTextEncoder(PooledEncoder):
             block.build((None, self.sequence_length, self.embed_dim))
         super().build(input_shape)
 
-    def call(self, texts, training=None, return_sequence=False):
+    def sequence_length_for(self, input_shape) -> int:
+        return self.sequence_length
+
+    def encode(self, texts, training=None):
         token_ids = self.vectorizer(texts)
         padding_mask = ops.not_equal(token_ids, 0)
         x = self.embedding(token_ids)
         for block in self.blocks:
             x = block(x, padding_mask=padding_mask, training=training)
-        pooled = self.project(masked_mean(x, padding_mask))
-        return encoder_output(pooled, x, padding_mask, return_sequence)
-
-    def compute_output_spec(self, texts, training=None, return_sequence=False):
-        return encoder_output_spec(
-            texts.shape[0],
-            self.output_width,
-            self.sequence_length,
-            self.embed_dim,
-            return_sequence,
-            self.compute_dtype,
-        )
+        return masked_mean(x, padding_mask), x, padding_mask
 
     def get_config(self):
         config = super().get_config()

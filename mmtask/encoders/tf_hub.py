@@ -27,9 +27,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from mmtask.encoders.pooled import PooledEncoder
+from mmtask.encoders.base import Encoder, image_patches
 from mmtask.encoders.presets import local_path
-from mmtask.encoders.sequences import encoder_output, encoder_output_spec, image_patches
 from mmtask.errors import MmtaskError
 from mmtask.registry import IMAGE_ENCODERS, TEXT_ENCODERS
 from mmtask.safe_mode import building_in_safe_mode
@@ -170,7 +169,7 @@ class SavedModelLayer(keras.layers.Layer):
         return super().from_config(config)
 
 
-class _TFHubEncoder(PooledEncoder):
+class _TFHubEncoder(Encoder):
     """A `SavedModelLayer` pooled to a vector, with an optional dense projection."""
 
     def __init__(
@@ -189,8 +188,15 @@ class _TFHubEncoder(PooledEncoder):
             raise ValueError(
                 f"Invalid value for `pooling`: expected 'avg', 'max' or None. Received: {pooling!r}"
             )
+        # The SavedModel's graph computes in float32 whatever the dtype policy;
+        # the encoder casts its outputs to its own compute dtype.
         self.module = SavedModelLayer(
-            handle, signature, output_key, trainable=trainable_backbone, name="module"
+            handle,
+            signature,
+            output_key,
+            trainable=trainable_backbone,
+            dtype="float32",
+            name="module",
         )
         if pooling is None and self.module.output_rank != 2:
             raise ValueError(
@@ -214,16 +220,11 @@ class _TFHubEncoder(PooledEncoder):
     def _module_input(self, inputs):
         return inputs
 
-    def _check_sequence(self, return_sequence: bool) -> None:
-        if return_sequence and self.module.output_rank == 2:
-            raise ValueError(
-                f"The SavedModel at {self.handle} returns one vector per input, so it has "
-                "no sequence to return: `return_sequence=True` needs a module (or "
-                "`output_key`) giving a sequence or feature map."
-            )
+    def sequence_length_for(self, input_shape) -> int | None:
+        spatial = self.module.compute_output_spec(keras.KerasTensor(input_shape)).shape[1:-1]
+        return math.prod(spatial) if None not in spatial else None
 
-    def call(self, inputs, training=None, return_sequence=False):
-        self._check_sequence(return_sequence)
+    def encode(self, inputs, training=None):
         features = self.module(self._module_input(inputs), training=training)
         axes = tuple(range(1, self.module.output_rank - 1))
         if not axes:
@@ -232,27 +233,11 @@ class _TFHubEncoder(PooledEncoder):
             pooled = ops.max(features, axis=axes)
         else:
             pooled = ops.mean(features, axis=axes)
-        vector = self.project(pooled)
-        sequence, mask = None, None
-        if return_sequence and self.module.output_rank == 4:
-            sequence, mask = image_patches(features)
-        elif return_sequence:
-            sequence = ops.reshape(features, (ops.shape(features)[0], -1, self.feature_dim))
-            mask = ops.ones(ops.shape(sequence)[:2], dtype="bool")
-        return encoder_output(vector, sequence, mask, return_sequence)
-
-    def compute_output_spec(self, inputs, training=None, return_sequence=False):
-        self._check_sequence(return_sequence)
-        spatial = self.module.compute_output_spec(inputs).shape[1:-1]
-        length = math.prod(spatial) if None not in spatial else None
-        return encoder_output_spec(
-            inputs.shape[0],
-            self.output_width,
-            length,
-            self.feature_dim,
-            return_sequence,
-            self.compute_dtype,
-        )
+        if self.module.output_rank == 4:
+            return (pooled, *image_patches(features))
+        # A vector is a one-position sequence; token states keep their positions.
+        sequence = ops.reshape(features, (ops.shape(features)[0], -1, self.feature_dim))
+        return pooled, sequence, ops.ones(ops.shape(sequence)[:2], dtype="bool")
 
     def get_config(self):
         config = super().get_config()
@@ -322,11 +307,12 @@ class TFHubImageEncoder(_TFHubEncoder):
     Example:
     ```python
     encoder = TFHubImageEncoder("models/efficientnet_b0_feature_vector")
-    vectors = encoder(images)  # (B, 224, 224, 3) in 0..255 -> (B, 1280)
+    vectors = encoder(images)["vector"]  # (B, 224, 224, 3) in 0..255 -> (B, 1280)
     ```
     """
 
     modality = "image"
+    reads = "images"
 
     def __init__(self, handle: str, scale: float = 1.0 / 255.0, offset: float = 0.0, **kwargs):
         super().__init__(handle, **kwargs)
@@ -367,11 +353,12 @@ class TFHubTextEncoder(_TFHubEncoder):
     Example:
     ```python
     encoder = TFHubTextEncoder("models/nnlm-en-dim50", trainable_backbone=True)
-    vectors = encoder(np.array(["what a day"], object))  # (1, 50)
+    vectors = encoder(np.array(["what a day"], object))["vector"]  # (1, 50)
     ```
     """
 
     modality = "text"
+    reads = "text"
 
 
 def _used_variables(concrete_functions: list) -> list:

@@ -101,7 +101,7 @@ def export_saved_model(model, path: str | Path, overwrite: bool = False) -> Path
     path = Path(path)
     if path.exists() and not overwrite:
         raise MmtaskError(f"Export path already exists: {path} (pass overwrite=True to replace)")
-    precomputed = [m for m, e in model.encoders.items() if getattr(e, "feature_shape", None)]
+    precomputed = [m for m, e in model.encoders.items() if e.reads == "features"]
     if precomputed:
         raise MmtaskError(
             f"This model reads precomputed {' and '.join(precomputed)} features, so it cannot "

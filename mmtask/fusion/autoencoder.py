@@ -5,11 +5,12 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from mmtask.fusion.base import Fusion
 from mmtask.registry import FUSIONS
 
 
 @FUSIONS.register("autoencoder")
-class AutoencoderFusion(keras.layers.Layer):
+class AutoencoderFusion(Fusion):
     """Encodes the modality vectors into a bottleneck that must reconstruct each of them.
 
     The task heads alone only ask the fused vector to carry what their labels

@@ -6,11 +6,12 @@ from collections.abc import Sequence
 
 import keras
 
+from mmtask.fusion.base import Fusion
 from mmtask.registry import FUSIONS
 
 
 @FUSIONS.register("concat")
-class ConcatFusion(keras.layers.Layer):
+class ConcatFusion(Fusion):
     """Concatenates modality vectors (in sorted modality order) and applies dense layers.
 
     Args:

@@ -10,21 +10,22 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from mmtask.encoders.sequences import masked_mean
+from mmtask.encoders.base import masked_mean
+from mmtask.fusion.base import Fusion
 from mmtask.registry import FUSIONS
 
 MODALITIES = ("image", "text")
 
 
 @FUSIONS.register("cross_attention")
-class CrossAttentionFusion(keras.layers.Layer):
+class CrossAttentionFusion(Fusion):
     """Two multi-head cross-attentions over the encoders' sequences, pooled and mixed.
 
     Each modality's sequence is projected to `units`; text attends to image
     patches and image patches attend to text tokens (residual + layer norm);
     each result is mean-pooled over its real positions, and the two pooled
-    vectors go through a dense layer. The model calls encoders with
-    `return_sequence=True` for this fusion (`uses_sequences`).
+    vectors go through a dense layer. It reads each encoder's whole output
+    (`uses_sequences`).
 
     Args:
         units: int. Width of the projections, the attention and the output.

@@ -5,11 +5,12 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from mmtask.fusion.base import Fusion
 from mmtask.registry import FUSIONS
 
 
 @FUSIONS.register("gated")
-class GatedFusion(keras.layers.Layer):
+class GatedFusion(Fusion):
     """Mixes per-modality projections with gates computed from all modalities.
 
     Concatenation lets the next layer weigh the modalities, but with one fixed

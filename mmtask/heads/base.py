@@ -78,8 +78,9 @@ class TaskHead(keras.layers.Layer):
         logits = self.classifier(self.drop(x, training=training))
         return self.activate(ops.cast(logits, "float32"))
 
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.output_units)
+    def compute_output_spec(self, x, training=None):
+        # float32 on purpose, whatever the compute dtype (see the class docstring).
+        return keras.KerasTensor((x.shape[0], self.output_units), dtype="float32")
 
     def get_config(self):
         config = super().get_config()

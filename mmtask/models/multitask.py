@@ -13,8 +13,10 @@ from collections.abc import Mapping, Sequence
 import keras
 from keras import ops
 
+from mmtask.encoders.base import Encoder
 from mmtask.errors import MmtaskError
 from mmtask.freezing import apply_frozen_flags
+from mmtask.fusion.base import Fusion
 from mmtask.heads.base import TaskHead
 from mmtask.models.presence import ModalityPresence, fill_missing
 from mmtask.weighting.base import LossWeighting
@@ -23,25 +25,21 @@ from mmtask.weighting.static import StaticWeighting
 
 FUSED = "fused"
 EMBEDDING_OUTPUTS = {"text": "text_embedding", "image": "image_embedding"}
-MODALITY_INPUTS = {
-    "text": lambda image_size: keras.Input(shape=(), dtype="string", name="text"),
-    "image": lambda image_size: keras.Input(shape=(*image_size, 3), name="image"),
-}
+MODALITIES = ("image", "text")
 
 
-def _model_input(modality: str, encoder: keras.layers.Layer, image_size: tuple[int, int]):
+def _model_input(modality: str, encoder: Encoder, image_size: tuple[int, int]):
     """The model input an encoder reads: raw text / images, or its precomputed features."""
-    feature_shape = getattr(encoder, "feature_shape", None)
-    if feature_shape is not None:
-        return keras.Input(shape=feature_shape, name=modality)
     backend = keras.backend.backend()
-    if modality == "text" and backend != "tensorflow":
+    if encoder.reads == "text" and backend != "tensorflow":
         raise MmtaskError(
             f"{type(encoder).__name__} reads raw strings, which is TensorFlow-only: set "
             f"KERAS_BACKEND=tensorflow, or on the {backend} backend give the text modality "
             "precomputed features (PrecomputedEncoder)."
         )
-    return MODALITY_INPUTS[modality](image_size)
+    return keras.Input(
+        shape=encoder.example_shape(image_size), dtype=encoder.input_dtype, name=modality
+    )
 
 
 @keras.saving.register_keras_serializable(package="mmtask")
@@ -68,13 +66,13 @@ class MultiTaskModel(keras.Model):
     loss is the weighted mean over them.
 
     Args:
-        encoders: mapping of modality ("text", "image") -> encoder layer.
+        encoders: mapping of modality ("text", "image") -> `Encoder`.
         heads: mapping of task name -> `TaskHead`, in the order tasks are reported.
         task_inputs: mapping of task name -> the representation its head reads:
             a modality name or "fused".
         label_names: mapping of task name -> class names (index i <-> name), or
             output names for a regression head.
-        fusion: layer | None. Takes the dict of modality vectors (or, if its
+        fusion: Fusion | None. Takes the dict of modality vectors (or, if its
             `uses_sequences` is true, each encoder's vector, sequence and mask);
             needed when a task reads "fused".
         weighting: LossWeighting | None. Defaults to static weights of 1.0.
@@ -103,11 +101,11 @@ class MultiTaskModel(keras.Model):
 
     def __init__(
         self,
-        encoders: Mapping[str, keras.layers.Layer],
+        encoders: Mapping[str, Encoder],
         heads: Mapping[str, keras.layers.Layer],
         task_inputs: Mapping[str, str],
         label_names: Mapping[str, Sequence[str]],
-        fusion: keras.layers.Layer | None = None,
+        fusion: Fusion | None = None,
         weighting: LossWeighting | None = None,
         image_size: Sequence[int] = (128, 128),
         alignment: keras.layers.Layer | None = None,
@@ -124,26 +122,18 @@ class MultiTaskModel(keras.Model):
         encoder_inputs = {
             m: x if x.dtype == "string" else fill_missing(x) for m, x in inputs.items()
         }
+        # Made before the encoders build, so seeded weights come out as they always have.
         presence_layer = ModalityPresence(modality_dropout, name="modality_presence")
-        fusion_reads_sequences = bool(getattr(fusion, "uses_sequences", False))
-        if fusion_reads_sequences:
-            for m in sorted(encoders):
-                _check_first_call_gave_sequence(m, encoders[m], fusion)
-            encoded = {
-                m: encoders[m](encoder_inputs[m], return_sequence=True) for m in sorted(encoders)
-            }
-            representations = {m: encoded[m]["vector"] for m in sorted(encoders)}
+        encoded = {m: encoders[m](encoder_inputs[m]) for m in sorted(encoders)}
+        representations = {m: encoded[m]["vector"] for m in sorted(encoders)}
+        fusion_reads_sequences = fusion is not None and fusion.uses_sequences
+        if fusion is not None:
             presence = presence_layer(inputs)
-            representations[FUSED] = fusion(
-                {m: _hide_sequence(encoded[m], presence[m]) for m in sorted(encoders)}
-            )
-        else:
-            representations = {m: encoders[m](encoder_inputs[m]) for m in sorted(encoders)}
-            if fusion is not None:
-                presence = presence_layer(inputs)
-                representations[FUSED] = fusion(
-                    {m: _hide(representations[m], presence[m]) for m in sorted(encoders)}
-                )
+            if fusion_reads_sequences:
+                fusion_inputs = {m: _hide_sequence(encoded[m], presence[m]) for m in encoded}
+            else:
+                fusion_inputs = {m: _hide(encoded[m]["vector"], presence[m]) for m in encoded}
+            representations[FUSED] = fusion(fusion_inputs)
         outputs = {t: heads[t](representations[task_inputs[t]]) for t in tasks}
         if alignment is not None:
             embeddings = alignment({m: representations[m] for m in sorted(encoders)})
@@ -403,34 +393,25 @@ def _hide_sequence(encoded: dict, presence) -> dict:
     }
 
 
-def _check_first_call_gave_sequence(modality: str, encoder, fusion) -> None:
-    """Refuses an encoder whose first symbolic call returned its vector alone.
-
-    Keras checks a functional model's graph against the structure each layer
-    returned on its first symbolic call: an encoder first called for its
-    vector (inside another model, e.g. pre-training) cannot give its sequence
-    here, and Keras would only say "Output ... is not connected to inputs".
-    """
-    try:
-        first_output = encoder.output
-    except AttributeError:
-        return  # Never called on symbolic inputs.
-    if not isinstance(first_output, list):
-        raise ValueError(
-            f"{type(fusion).__name__} needs the {modality} encoder's sequence, but "
-            f"{encoder.name!r} was first called on symbolic inputs (in another model) for "
-            "its vector alone, and Keras checks a model against a layer's first call. "
-            "Expected an encoder never called in another model: build a fresh one, or "
-            "save it with `save_encoder` and load it with `load_encoder`."
-        )
 
 
 def _check_structure(encoders, heads, task_inputs, label_names, fusion) -> None:
-    unknown_modalities = sorted(set(encoders) - set(MODALITY_INPUTS))
+    unknown_modalities = sorted(set(encoders) - set(MODALITIES))
     if unknown_modalities or not encoders:
         raise ValueError(
-            f"`encoders` must map modalities among {sorted(MODALITY_INPUTS)} to layers. "
+            f"`encoders` must map modalities among {sorted(MODALITIES)} to encoders. "
             f"Received: {sorted(encoders)}"
+        )
+    not_encoders = {m: type(e).__name__ for m, e in encoders.items() if not isinstance(e, Encoder)}
+    if not_encoders:
+        raise TypeError(
+            f"Invalid value for `encoders`: expected `mmtask.encoders.Encoder` layers. "
+            f"Received: {not_encoders}"
+        )
+    if fusion is not None and not isinstance(fusion, Fusion):
+        raise TypeError(
+            "Invalid value for `fusion`: expected a `mmtask.fusion.Fusion` or None. "
+            f"Received: {type(fusion).__name__}"
         )
     if not heads:
         raise ValueError("`heads` must hold at least one task head. Received: {}")

@@ -12,20 +12,20 @@ import dataclasses
 import sys
 import time
 
-import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
 
 from mmtask.data.pipeline import make_dataset
 from mmtask.data.posts import Posts
+from mmtask.encoders.base import Encoder
 from mmtask.encoders.precomputed import PrecomputedEncoder
 from mmtask.models.presence import fill_missing
 
 
 def precompute_features(
     posts: Posts,
-    encoder: keras.layers.Layer,
+    encoder: Encoder,
     modality: str,
     *,
     image_size: int = 224,
@@ -43,8 +43,8 @@ def precompute_features(
         modality: str. "text" or "image".
         image_size: int. Image height and width fed to an image encoder.
         batch_size: int. Posts per encoder call.
-        sequence: bool. Keep the token / patch sequences (for `cross_attention`
-            fusion) rather than one vector per post.
+        sequence: bool. Keep the encoder's token / patch sequences (for
+            `cross_attention` fusion) rather than its vector per post.
         verbose: progress bar, as in `keras.Model.predict`.
 
     Returns:
@@ -89,7 +89,7 @@ def _present(posts: Posts, modality: str) -> np.ndarray:
 
 def encode_posts(
     posts: Posts,
-    encoder: keras.layers.Layer,
+    encoder: Encoder,
     modality: str,
     *,
     image_size: int = 224,
@@ -106,15 +106,12 @@ def encode_posts(
     text = modality == "text"
 
     # A traced function, not a functional model: calling the encoder on a new
-    # symbolic input would add a node to it, and functional graphs do not
-    # survive one layer called with other `return_sequence` values.
+    # symbolic input would add a node to it.
     @tf.function(reduce_retracing=True)
     def extract(batch):
-        outputs = encoder(
-            batch if text else fill_missing(batch), training=False, return_sequence=sequence
-        )
+        outputs = encoder(batch if text else fill_missing(batch), training=False)
         if not sequence:
-            return outputs
+            return outputs["vector"]
         mask = ops.expand_dims(ops.cast(outputs["mask"], outputs["sequence"].dtype), -1)
         return outputs["sequence"] * mask
 

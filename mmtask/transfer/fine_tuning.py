@@ -31,6 +31,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from mmtask.encoders.base import Encoder
 from mmtask.transfer.discriminative import DiscriminativeOptimizer
 from mmtask.transfer.schedule import FineTuneSchedule, Stage
 
@@ -287,7 +288,9 @@ def _prepare_optimizer(model, variables) -> bool:
         return False
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         raise ValueError(
-            "FineTuning does not support a LossScaleOptimizer (mixed precision) yet. "
+            "FineTuning does not support a LossScaleOptimizer, which Keras adds under "
+            "the mixed_float16 policy (mixed_precision: float16). Expected another "
+            "optimizer: use mixed_precision: bfloat16, which needs no loss scaling. "
             f"Received: {type(optimizer).__name__}"
         )
     if optimizer.built and int(ops.convert_to_numpy(optimizer.iterations)) > 0:
@@ -335,7 +338,8 @@ def _layer_tree(root) -> list[_Node]:
     unused = {
         f"{node.path}/{sub}" if node.path else sub
         for node in nodes
-        for sub in getattr(node.layer, "unused_sublayers", ())
+        if isinstance(node.layer, Encoder)
+        for sub in node.layer.unused_sublayers
     }
     for index, node in enumerate(nodes):
         if node.path in unused:

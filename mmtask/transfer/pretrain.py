@@ -73,10 +73,10 @@ def pretrain_text_encoder(
 
     spec = encoder or ComponentSpec("transformer")
     text_encoder = TEXT_ENCODERS.build(spec.name, name="text_encoder", **spec.options)
-    if getattr(text_encoder, "needs_vocabulary", False):
+    if text_encoder.needs_vocabulary:
         text_encoder.adapt([texts[i] for i in train_index])
     inputs = keras.Input(shape=(), dtype="string", name="text")
-    outputs = ClassificationHead(num_classes, name="source_head")(text_encoder(inputs))
+    outputs = ClassificationHead(num_classes, name="source_head")(text_encoder(inputs)["vector"])
     model = keras.Model(inputs, outputs, name="text_pretraining")
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),

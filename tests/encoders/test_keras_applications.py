@@ -68,14 +68,14 @@ def test_applies_the_family_preprocessing(application, options, preprocess):
     x = images()
     features = np.asarray(encoder.backbone(preprocess(x).astype("float32")))
     np.testing.assert_allclose(
-        np.asarray(encoder(x)), features.mean(axis=(1, 2)), rtol=1e-4, atol=1e-4
+        np.asarray(encoder(x)["vector"]), features.mean(axis=(1, 2)), rtol=1e-4, atol=1e-4
     )
 
 
 def test_returns_patches_on_request(weights):
     encoder = encoder_from(weights, pooling="max")
     x = images(size=64)
-    out = encoder(x, return_sequence=True)
+    out = encoder(x)
     features = np.asarray(encoder.backbone(x))
     assert features.shape[1:3] == (2, 2)
     np.testing.assert_allclose(
@@ -95,7 +95,7 @@ def test_layer_contract(weights):
             "trainable_backbone": True,
         },
         images(),
-        expected_output_shape=(2, 5),
+        expected_output_shape={"vector": (2, 5)},
     )
 
 

@@ -52,7 +52,9 @@ def test_scales_pixels_before_the_backbone(preset):
     encoder = KerasHubImageEncoder(preset=str(path), pooling="avg")
     images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
     expected = np.asarray(backbone(images / 127.5 - 1.0)).mean(axis=(1, 2))
-    np.testing.assert_allclose(np.asarray(encoder(images)), expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(encoder(images)["vector"]), expected, rtol=1e-4, atol=1e-5
+    )
 
 
 def test_layer_contract(preset):
@@ -62,7 +64,7 @@ def test_layer_contract(preset):
         KerasHubImageEncoder,
         {"preset": str(path), "output_dim": 5, "trainable_backbone": True},
         images,
-        expected_output_shape=(2, 5),
+        expected_output_shape={"vector": (2, 5)},
     )
 
 
@@ -125,7 +127,7 @@ def test_real_efficientnet_lite0_preset():
     encoder = KerasHubImageEncoder(preset=str(REAL_PRESET))
     assert encoder.backbone.count_params() == 3413024
     images = np.random.default_rng(3).uniform(0, 255, (2, 224, 224, 3)).astype("float32")
-    vectors = np.asarray(encoder(images))
+    vectors = np.asarray(encoder(images)["vector"])
     assert vectors.shape == (2, 1280) and np.isfinite(vectors).all()
 
 
@@ -133,7 +135,7 @@ def test_returns_patches_on_request(preset):
     path, backbone = preset
     encoder = KerasHubImageEncoder(preset=str(path))
     images = np.random.default_rng(4).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
-    out = encoder(images, return_sequence=True)
+    out = encoder(images)
     features = np.asarray(backbone(images / 127.5 - 1.0))
     np.testing.assert_allclose(
         np.asarray(out["sequence"]), features.reshape(2, -1, features.shape[-1]), atol=1e-5

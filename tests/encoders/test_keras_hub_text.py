@@ -64,7 +64,7 @@ def test_pools_the_backbone_states(preset, pooling):
     path, tokenizer, backbone = preset
     encoder = KerasHubTextEncoder(preset=str(path), sequence_length=6, pooling=pooling)
     expected = by_hand(tokenizer, backbone, list(TEXTS), 6, pooling)
-    np.testing.assert_allclose(np.asarray(encoder(TEXTS)), expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(encoder(TEXTS)["vector"]), expected, rtol=1e-4, atol=1e-5)
     assert not encoder.backbone.trainable
 
 
@@ -76,7 +76,7 @@ def test_layer_contract(preset):
         TEXTS,
         # Every trainable weight gets a gradient: BERT's pooler, which this
         # encoder never uses, stays frozen.
-        expected_output_shape=(4, 3),
+        expected_output_shape={"vector": (4, 3)},
     )
 
 
@@ -162,20 +162,19 @@ def test_bad_arguments(tmp_path):
 def test_tokenizer_works_inside_tf_function(preset):
     path, _, _ = preset
     encoder = KerasHubTextEncoder(preset=str(path), sequence_length=6)
-    eager = np.asarray(encoder(TEXTS))
+    eager = np.asarray(encoder(TEXTS)["vector"])
     graph = tf.function(encoder)(tf.constant(list(TEXTS)))
-    np.testing.assert_allclose(np.asarray(graph), eager, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(graph["vector"]), eager, rtol=1e-5, atol=1e-6)
 
 
-def test_returns_token_states_on_request(preset):
+def test_returns_token_states(preset):
     path, _, _ = preset
     encoder = KerasHubTextEncoder(preset=str(path), sequence_length=6)
-    out = encoder(TEXTS, return_sequence=True)
+    out = encoder(TEXTS)
     assert tuple(out["sequence"].shape) == (4, 6, 8)
     # [CLS] the good day [SEP] + 1 padding; the empty text is [CLS] [SEP].
     assert np.asarray(out["mask"])[0].tolist() == [True] * 5 + [False]
     assert np.asarray(out["mask"])[3].tolist() == [True] * 2 + [False] * 4
-    np.testing.assert_allclose(np.asarray(out["vector"]), np.asarray(encoder(TEXTS)), atol=1e-6)
 
 
 def test_preset_inside_an_installed_package(preset, tmp_path, monkeypatch):
@@ -186,6 +185,6 @@ def test_preset_inside_an_installed_package(preset, tmp_path, monkeypatch):
     encoder = KerasHubTextEncoder(preset="package:fake_weights_package/model", sequence_length=8)
     direct = KerasHubTextEncoder(preset=str(preset[0]), sequence_length=8)
     texts = keras.ops.convert_to_tensor(["a b", "c"])
-    np.testing.assert_allclose(encoder(texts), direct(texts), atol=1e-6)
+    np.testing.assert_allclose(encoder(texts)["vector"], direct(texts)["vector"], atol=1e-6)
     with pytest.raises(MmtaskError, match="'not_installed_package', which is not installed"):
         KerasHubTextEncoder(preset="package:not_installed_package/model")

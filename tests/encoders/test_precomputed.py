@@ -12,11 +12,11 @@ from mmtask.testing import run_layer_test
 def test_vector_features_pass_through_and_serialize():
     features = np.random.default_rng(0).normal(size=(4, 6)).astype("float32")
     layer = run_layer_test(
-        PrecomputedEncoder, {"feature_dim": 6, "output_dim": 3}, features, (4, 3)
+        PrecomputedEncoder, {"feature_dim": 6, "output_dim": 3}, features, {"vector": (4, 3)}
     )
-    assert layer.feature_shape == (6,)
+    assert layer.feature_shape == (6,) and layer.reads == "features"
     plain = PrecomputedEncoder(feature_dim=6)
-    np.testing.assert_allclose(plain(features), features)
+    np.testing.assert_allclose(plain(features)["vector"], features)
 
 
 def test_sequence_vector_is_the_mean_over_non_padding_positions():
@@ -25,13 +25,13 @@ def test_sequence_vector_is_the_mean_over_non_padding_positions():
     sequence[1, :3] = [[1, 1, 1], [2, 2, 2], [6, 6, 6]]
     layer = PrecomputedEncoder(feature_dim=3, sequence_length=4, modality="text")
     assert layer.feature_shape == (4, 3)
-    np.testing.assert_allclose(layer(sequence), [[2, 3, 4], [3, 3, 3]], rtol=1e-6)
-    out = layer(sequence, return_sequence=True)
+    np.testing.assert_allclose(layer(sequence)["vector"], [[2, 3, 4], [3, 3, 3]], rtol=1e-6)
+    out = layer(sequence)
     np.testing.assert_array_equal(out["mask"], [[1, 1, 0, 0], [1, 1, 1, 0]])
 
 
 def test_vector_features_give_a_one_position_sequence():
-    out = PrecomputedEncoder(feature_dim=5)(np.ones((3, 5), "float32"), return_sequence=True)
+    out = PrecomputedEncoder(feature_dim=5)(np.ones((3, 5), "float32"))
     assert tuple(out["sequence"].shape) == (3, 1, 5)
     assert np.asarray(out["mask"]).all()
 

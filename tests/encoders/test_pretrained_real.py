@@ -39,7 +39,7 @@ def test_minilm_sentence_vectors_rank_paraphrases_first():
         ],
         object,
     )
-    vectors = np.array(encoder(texts))
+    vectors = np.array(encoder(texts)["vector"])
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     similarity = vectors @ vectors.T
     # Each text's nearest other text is its paraphrase.

@@ -103,29 +103,31 @@ def test_image_encoder_scales_and_pools(modules):
     maximum = TFHubImageEncoder(modules[0], pooling="max")
     features = expected_features(x)
     assert average.output_width == 4
-    np.testing.assert_allclose(np.asarray(average(x)), features.mean(axis=(1, 2)), atol=1e-6)
-    np.testing.assert_allclose(np.asarray(maximum(x)), features.max(axis=(1, 2)), atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(average(x)["vector"]), features.mean(axis=(1, 2)), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        np.asarray(maximum(x)["vector"]), features.max(axis=(1, 2)), atol=1e-6
+    )
 
 
 def test_text_encoder_reads_raw_strings_and_signatures(modules):
     expected = expected_text_vectors(TEXTS)
-    np.testing.assert_allclose(np.asarray(TFHubTextEncoder(modules[1])(TEXTS)), expected)
+    np.testing.assert_allclose(np.asarray(TFHubTextEncoder(modules[1])(TEXTS)["vector"]), expected)
     by_signature = SavedModelLayer(modules[1], signature="serving_default")
     np.testing.assert_allclose(np.asarray(by_signature(tf.constant(TEXTS))), expected)
     with pytest.raises(ValueError, match="expected one of \\['serving_default'\\]"):
         SavedModelLayer(modules[1], signature="serve")
 
 
-def test_sequences_on_request(modules):
+def test_sequences(modules):
     x = images()
-    out = TFHubImageEncoder(modules[0])(x, return_sequence=True)
+    out = TFHubImageEncoder(modules[0])(x)
     features = expected_features(x)
     np.testing.assert_allclose(
         np.asarray(out["sequence"]), features.reshape(4, 64, 4), rtol=1e-5, atol=1e-6
     )
     assert np.asarray(out["mask"]).all() and out["mask"].shape == (4, 64)
-    with pytest.raises(ValueError, match="one vector per input"):
-        TFHubTextEncoder(modules[1])(TEXTS, return_sequence=True)
     with pytest.raises(ValueError, match="pooling='avg'"):
         TFHubImageEncoder(modules[0], pooling=None)
 
@@ -142,7 +144,7 @@ def test_layer_contract(modules, modality):
             cls,
             {"handle": handle, "output_dim": 5, "trainable_backbone": True},
             x,
-            expected_output_shape=(4, 5),
+            expected_output_shape={"vector": (4, 5)},
         )
     with pytest.raises(ValueError, match="safe mode"):
         cls.from_config(cls(handle).get_config())

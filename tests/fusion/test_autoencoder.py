@@ -213,7 +213,7 @@ def test_validation_reports_the_reconstruction_error_of_validation_data():
         x, y, validation_data=(val_x, val_y), epochs=3, batch_size=12, verbose=0
     ).history
     # The fused inputs are the encoders' vectors (every post has both modalities).
-    vectors = {m: model.encoders[m](val_x[m], training=False) for m in ("text", "image")}
+    vectors = {m: model.encoders[m](val_x[m], training=False)["vector"] for m in ("text", "image")}
     fusion = model.fusion
     expected = mse_by_hand(fusion.reconstruct(fusion.encode(vectors)), vectors)
     assert expected > 0

@@ -71,7 +71,7 @@ def test_features_match_the_encoder_run_directly(posts, tmp_path):
     from mmtask.data import make_dataset
 
     images = next(iter(make_dataset(posts, image_size=SIZE, batch_size=len(posts))))[0]["image"]
-    expected = keras.ops.convert_to_numpy(encoder(images, training=False))
+    expected = keras.ops.convert_to_numpy(encoder(images, training=False)["vector"])
     np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-6)
 
 

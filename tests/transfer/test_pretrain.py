@@ -47,7 +47,9 @@ def test_saved_encoder_round_trip(pretrained, tmp_path):
     path = save_encoder(pretrained.encoder, tmp_path / "text_encoder.keras", "text")
     loaded = load_encoder(path)
     texts = np.array(["happy sunny day", "awful broken night"], object)
-    np.testing.assert_allclose(loaded(texts), pretrained.encoder(texts), atol=1e-6)
+    np.testing.assert_allclose(
+        loaded(texts)["vector"], pretrained.encoder(texts)["vector"], atol=1e-6
+    )
     with pytest.raises(MmtaskError, match="No saved encoder"):
         load_encoder(tmp_path / "missing.keras")
 
@@ -60,7 +62,7 @@ def test_encoder_saved_frozen_loads_frozen(pretrained, tmp_path):
         pretrained.encoder.trainable = True
     loaded = load_encoder(path, trainable=False)
     inputs = keras.Input(shape=(), dtype="string")
-    model = keras.Model(inputs, keras.layers.Dense(2, name="head")(loaded(inputs)))
+    model = keras.Model(inputs, keras.layers.Dense(2, name="head")(loaded(inputs)["vector"]))
     assert [v.path for v in model.trainable_variables] == ["head/kernel", "head/bias"]
 
 
