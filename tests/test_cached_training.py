@@ -139,3 +139,25 @@ def test_saved_and_exported_model_serves_raw_posts_like_the_cached_path(splits, 
         np.testing.assert_allclose(
             outputs[f"{task}_probabilities"].numpy(), cached[task], atol=1e-4
         )
+
+
+def test_frozen_encoders_give_in_training_what_their_cache_holds(tmp_path):
+    # Dropout in a frozen encoder (a whole frozen layer, or a frozen backbone)
+    # would make live training differ from training on cached outputs.
+    import keras
+    from stand_ins import keras_hub_text_preset
+
+    from mmtask.encoders import KerasHubTextEncoder, SmallCNNImageEncoder
+
+    images = np.random.default_rng(0).uniform(0, 255, (4, SIZE, SIZE, 3)).astype("float32")
+    cnn = SmallCNNImageEncoder(filters=(4, 8), output_dim=8, dropout=0.5, trainable=False)
+    np.testing.assert_allclose(
+        cnn(images, training=True)["vector"], cnn(images, training=False)["vector"], atol=1e-6
+    )
+    keras.utils.set_random_seed(0)
+    text = KerasHubTextEncoder(**keras_hub_text_preset(tmp_path / "bert"), output_dim=4)
+    texts = tf.constant(["good sun", "bad rain cat"])
+    live, cached = text(texts, training=True), text(texts, training=False)
+    np.testing.assert_allclose(live["sequence"], cached["sequence"], atol=1e-6)
+    # The projection after the frozen backbone trains: the encoder stays trainable.
+    assert text.trainable and text.projection.trainable

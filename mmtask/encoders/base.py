@@ -136,7 +136,10 @@ class Encoder(keras.layers.Layer):
         return self.projection(pooled) if self.projection is not None else pooled
 
     def call(self, inputs, training=None):
-        pooled, sequence, mask = self.encode(inputs, training=training)
+        # A frozen encoder runs in inference mode, dropout included (Keras
+        # already does so for its BatchNormalization): it gives the same
+        # output for a post in every step, as its cached outputs do.
+        pooled, sequence, mask = self.encode(inputs, training=bool(training) and self.trainable)
         return {
             "vector": ops.cast(self.project(pooled), self.compute_dtype),
             "sequence": ops.cast(sequence, self.compute_dtype),

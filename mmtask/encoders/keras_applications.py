@@ -126,7 +126,9 @@ class KerasApplicationsImageEncoder(Encoder):
         return patch_count(self.backbone.compute_output_shape(input_shape))
 
     def encode(self, images, training=None):
-        features = self.backbone(self.preprocess_input(images), training=training)
+        features = self.backbone(
+            self.preprocess_input(images), training=training and self.backbone.trainable
+        )
         return (self.pool(features), *image_patches(features))
 
     def get_config(self):

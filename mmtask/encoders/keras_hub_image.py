@@ -111,7 +111,9 @@ class KerasHubImageEncoder(Encoder):
         return patch_count(self.backbone.compute_output_shape(input_shape))
 
     def encode(self, images, training=None):
-        features = self.backbone(self.rescale(images), training=training)
+        features = self.backbone(
+            self.rescale(images), training=training and self.backbone.trainable
+        )
         return (self.pool(features), *image_patches(features))
 
     def get_config(self):

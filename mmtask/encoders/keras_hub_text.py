@@ -117,7 +117,7 @@ class KerasHubTextEncoder(Encoder):
                 "segment_ids": ops.zeros_like(token_ids),
                 "padding_mask": padding_mask,
             },
-            training=training,
+            training=training and self.backbone.trainable,
         )["sequence_output"]
         pooled = hidden[:, 0, :] if self.pooling == "cls" else masked_mean(hidden, padding_mask)
         return pooled, hidden, padding_mask
