@@ -47,14 +47,27 @@ def replace_folder(staging: Path, target: str | Path) -> None:
 
 
 def clean_stale(target: str | Path) -> list[Path]:
-    """Remove staging and retired folders beside `target` whose writing process is gone."""
+    """Remove what writers of `target` that no longer run left beside it.
+
+    That is staging folders, retired old versions and lock drafts; a writer
+    killed between its two renames leaves no `target` but its retired old
+    version, which is moved back rather than removed.
+    """
     target = Path(target)
-    removed = []
-    for kind in ("partial", "old"):
-        for folder in target.parent.glob(f".{target.name}.{kind}-*"):
-            if not _alive(_writer(folder.name)):
-                shutil.rmtree(folder, ignore_errors=True)
-                removed.append(folder)
+
+    def left(kind: str) -> list[Path]:
+        found = target.parent.glob(f".{target.name}.{kind}-*")
+        return [path for path in found if not _alive(_writer(path.name))]
+
+    retired = left("old")
+    if not target.exists() and retired:
+        os.rename(retired.pop(), target)
+    removed = [*retired, *left("partial"), *left("lock")]
+    for path in removed:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
     return removed
 
 
@@ -62,26 +75,32 @@ def clean_stale(target: str | Path) -> list[Path]:
 def folder_lock(target: str | Path) -> Iterator[Path]:
     """Hold `.NAME.lock` beside `target` while writing it; a second writer gets a MmtaskError.
 
-    A lock left by a process that no longer runs is taken over.
+    The lock file appears with its holder's process id already in it (written
+    aside, then hard-linked into place), so a lock is never seen empty; one
+    left by a process that no longer runs is taken over.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     lock = target.parent / f".{target.name}.lock"
-    for _ in range(2):
-        try:
-            descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            holder = _lock_holder(lock)
-            if _alive(holder):
-                raise MmtaskError(
-                    f"{target} is being written by another mmtask process (pid {holder}); "
-                    f"wait for it to finish, or remove {lock} if that process is gone."
-                ) from None
-            lock.unlink(missing_ok=True)
-            continue
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(str(os.getpid()))
-        break
+    mine = target.parent / f".{target.name}.lock-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    mine.write_text(str(os.getpid()))
+    try:
+        for _ in range(2):
+            try:
+                os.link(mine, lock)
+                break
+            except FileExistsError:
+                holder = _lock_holder(lock)
+                if _alive(holder):
+                    raise MmtaskError(
+                        f"{target} is being written by another mmtask process (pid {holder}); "
+                        f"wait for it to finish, or remove {lock} if that process is gone."
+                    ) from None
+                lock.unlink(missing_ok=True)
+        else:
+            raise MmtaskError(f"Could not take the lock {lock}: another process keeps taking it.")
+    finally:
+        mine.unlink(missing_ok=True)
     try:
         yield lock
     finally:

@@ -107,10 +107,14 @@ def _train(args: argparse.Namespace) -> None:
     from mmtask.atomic_folders import folder_lock
 
     out = Path(args.out)
-    # Said before training, not after an hour of it.
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
-        raise MmtaskError(f"Run folder {out} already holds files: pass --overwrite to replace it.")
     with folder_lock(out):
+        # Said before training, not after an hour of it.
+        if out.exists() and not out.is_dir():
+            raise MmtaskError(f"--out {out} is a file, not a run folder.")
+        if out.exists() and any(out.iterdir()) and not args.overwrite:
+            raise MmtaskError(
+                f"Run folder {out} already holds files: pass --overwrite to replace it."
+            )
         _train_locked(args)
 
 

@@ -32,6 +32,7 @@ def test_replacing_leaves_only_the_new_version(tmp_path):
 
 def test_stale_staging_folders_of_dead_processes_are_cleaned(tmp_path):
     target = tmp_path / "export"
+    target.mkdir()  # Its current version: retired old ones are only leftovers.
     stale = tmp_path / f".export.partial-{dead_pid()}-abcd1234"
     retired = tmp_path / f".export.old-{dead_pid()}-abcd1234"
     mine = tmp_path / f".export.partial-{os.getpid()}-abcd1234"
@@ -73,3 +74,30 @@ def test_save_run_refuses_a_used_folder_and_a_failed_write_keeps_the_old_run(tmp
         training.save_run(None, None, target, overwrite=True)
     assert (target / "model.keras").read_text() == "old run"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_writer_killed_between_its_renames_leaves_the_old_run_restored(tmp_path):
+    target = tmp_path / "run"
+    retired = tmp_path / f".run.old-{dead_pid()}-abcd1234"
+    finished = tmp_path / f".run.partial-{dead_pid()}-abcd1234"
+    for folder, text in ((retired, "old run"), (finished, "new run")):
+        folder.mkdir()
+        (folder / "model.keras").write_text(text)
+    clean_stale(target)
+    assert (target / "model.keras").read_text() == "old run"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_the_lock_file_never_appears_empty(tmp_path, monkeypatch):
+    seen = []
+    link = os.link
+
+    def watching(source, destination):
+        link(source, destination)
+        seen.append(open(destination).read())
+
+    monkeypatch.setattr(os, "link", watching)
+    with folder_lock(tmp_path / "run"):
+        pass
+    assert seen == [str(os.getpid())]
+    assert list(tmp_path.iterdir()) == []
