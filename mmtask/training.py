@@ -33,6 +33,7 @@ from mmtask.run_folder import (
 )
 from mmtask.spec import RunSpec
 from mmtask.transfer.feature_cache import FeatureCache, default_cache_dir
+from mmtask.transfer.features import has_modality
 from mmtask.transfer.frozen_encoders import cached_twin, plan_cache, pools_by_mean
 
 
@@ -208,6 +209,9 @@ def _cached_features(
         features["val"] = {}
     for modality, sequence in plan.cached.items():
         encoder = model.encoders[modality]
+        if not has_modality(train_posts, modality).any():
+            plan.live[modality] = "no training post has it"
+            continue
         if sequence and not pools_by_mean(
             encoder, train_posts, modality, image_size=spec.model.image_size
         ):
@@ -216,15 +220,21 @@ def _cached_features(
             )
             continue
         for split, posts in (("train", train_posts), ("val", val_posts)):
-            if posts is not None:
-                features[split][modality] = cache.features(
-                    posts,
-                    encoder,
-                    modality,
-                    image_size=spec.model.image_size,
-                    sequence=sequence,
-                    batch_size=max(settings.batch_size, 64),
-                )
+            if posts is None:
+                continue
+            if not has_modality(posts, modality).any():
+                # Every post lacks it: NaN rows, as the cache gives a missing post.
+                row = features["train"][modality].shape[1:]
+                features[split][modality] = np.full((len(posts), *row), np.nan, np.float32)
+                continue
+            features[split][modality] = cache.features(
+                posts,
+                encoder,
+                modality,
+                image_size=spec.model.image_size,
+                sequence=sequence,
+                batch_size=max(settings.batch_size, 64),
+            )
     if verbose:
         for modality, reason in plan.live.items():
             print(f"{modality} encoder runs in every step: {reason}", file=sys.stderr)

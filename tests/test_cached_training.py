@@ -161,3 +161,13 @@ def test_frozen_encoders_give_in_training_what_their_cache_holds(tmp_path):
     np.testing.assert_allclose(live["sequence"], cached["sequence"], atol=1e-6)
     # The projection after the frozen backbone trains: the encoder stays trainable.
     assert text.trainable and text.projection.trainable
+
+
+def test_a_split_without_the_modality_gets_missing_rows(splits, tmp_path):
+    import dataclasses
+
+    train_posts, val_posts = splits
+    no_images = dataclasses.replace(val_posts, image_paths=[""] * len(val_posts))
+    result = train(spec(), train_posts, no_images, verbose=0, cache_dir=tmp_path)
+    assert result.cached == {"image": False, "text": False}
+    assert result.report.tasks["image_sentiment"].count == len(val_posts)

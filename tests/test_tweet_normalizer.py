@@ -17,6 +17,8 @@ from mmtask.text import TweetNormalizer, as_normalizer
         ("Love it &amp; more &lt;3", "Love it & more <3"),
         ("see https://t.co/x1Yz and www.example.com/a?b=1 now", "see url and url now"),
         ("RT @some_user: hi @Bob!", "RT @user: hi @user!"),
+        ("write to help@airline.com", "write to help@airline.com"),
+        ("&amp;lt;3 and &amp;amp;", "&lt;3 and &amp;"),
         ("#SummerVibes #NoFilter_2day #USA #iPhone8", "Summer Vibes No Filter 2 day USA i Phone 8"),
         ("no\r\n  change", "no change"),
         ("", ""),

@@ -14,9 +14,10 @@ import tensorflow as tf
 
 from mmtask.registry import TEXT_NORMALIZERS
 
-HTML_ENTITIES = (("&amp;", "&"), ("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&#39;", "'"))
+# `&amp;` last, so `&amp;lt;` (an escaped `&lt;`) decodes once, to `&lt;`.
+HTML_ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&#39;", "'"), ("&amp;", "&"))
 URL = r"(?i)(https?://|www\.)\S+"
-MENTION = r"@\w+"
+MENTION = r"\B@\w+"  # Not the @ inside an e-mail address.
 
 
 @TEXT_NORMALIZERS.register("tweet")

@@ -18,14 +18,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import uuid
 from pathlib import Path
 
 import keras
+import keras_hub
 import numpy as np
+import tensorflow as tf
 
 from mmtask.data.posts import Posts
-from mmtask.transfer.features import encode_posts
+from mmtask.transfer.features import encode_posts, has_modality
 
 FORMAT_VERSION = 1
 """Bumped when what is stored (or how images are decoded for it) changes."""
@@ -56,15 +59,15 @@ def encoder_fingerprint(encoder: keras.layers.Layer) -> str:
 
 def content_keys(posts: Posts, modality: str) -> list[str]:
     """One digest per post of what the encoder reads: the text, or the image file's bytes."""
+    present = has_modality(posts, modality)
     if modality == "text":
-        return [
-            hashlib.sha256(text.encode("utf-8")).hexdigest() if text.strip() else MISSING
-            for text in posts.texts
-        ]
-    keys = []
-    for path in posts.image_paths:
-        keys.append(hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else MISSING)
-    return keys
+        contents = (text.encode("utf-8") for text in posts.texts)
+    else:
+        contents = (Path(path).read_bytes() if path else b"" for path in posts.image_paths)
+    return [
+        hashlib.sha256(content).hexdigest() if keep else MISSING
+        for content, keep in zip(contents, present, strict=True)
+    ]
 
 
 class FeatureCache:
@@ -121,7 +124,11 @@ class FeatureCache:
             _write_shard(folder, new_keys, computed)
             stored = _read_shards(folder)
         elif self.verbose:
-            print(f"{modality} features: {len(posts)} posts read from {folder}", flush=True)
+            print(
+                f"{modality} features: {len(posts)} posts read from {folder}",
+                file=sys.stderr,
+                flush=True,
+            )
         return _gather(stored, keys)
 
     @staticmethod
@@ -129,6 +136,8 @@ class FeatureCache:
         digest = hashlib.sha256()
         preprocessing = {
             "format": FORMAT_VERSION,
+            # What computes the features may change with any of these.
+            "versions": [keras.__version__, keras_hub.__version__, tf.__version__],
             "encoder": encoder_fingerprint(encoder),
             "image_size": int(image_size) if modality == "image" else None,
             "sequence": bool(sequence),

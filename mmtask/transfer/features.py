@@ -70,7 +70,7 @@ def precompute_features(
         sequence=sequence,
         verbose=1 if verbose == "auto" else int(verbose),
     )
-    values[~_present(posts, modality)] = np.nan
+    values[~has_modality(posts, modality)] = np.nan
     precomputed = PrecomputedEncoder(
         feature_dim=values.shape[-1],
         sequence_length=values.shape[1] if sequence else None,
@@ -80,7 +80,7 @@ def precompute_features(
     return posts.with_features(modality, values), precomputed
 
 
-def _present(posts: Posts, modality: str) -> np.ndarray:
+def has_modality(posts: Posts, modality: str) -> np.ndarray:
     """Which posts have `modality`: a non-blank text, or an image file."""
     if modality == "text":
         return np.asarray([bool(text.strip()) for text in posts.texts], dtype=bool)
