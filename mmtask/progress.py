@@ -241,8 +241,8 @@ def progress_callbacks(tasks: Sequence[str], verbose: int | str) -> list[keras.c
 
 
 def _live(stream: TextIO) -> bool:
-    """Whether lines can be redrawn: a terminal or a notebook, not a log file."""
-    return stream.isatty() or "ipykernel" in sys.modules
+    """Whether lines can be redrawn: a terminal or a notebook's output, not a file or buffer."""
+    return stream.isatty() or type(stream).__module__.startswith("ipykernel")
 
 
 def _short_metric(metric: str) -> str:

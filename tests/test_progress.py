@@ -1,6 +1,8 @@
 """Training output in 80 columns: short names, per-task tables, the progress callback."""
 
 import io
+import sys
+import types
 
 import pytest
 
@@ -109,3 +111,10 @@ def test_progress_callbacks_follow_verbose():
     assert progress_callbacks(TASKS, "auto")[0].verbose == 1
     with pytest.raises(ValueError, match="expected 0, 1, 2 or 'auto'. Received: 3"):
         progress_callbacks(TASKS, 3)
+
+
+def test_a_buffer_is_not_redrawn_even_with_a_notebook_kernel_imported(monkeypatch):
+    # A notebook's own output stream is redrawn; any other stream is not,
+    # whatever else the process has imported.
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    assert run_epoch(verbose=1).splitlines()[0].startswith("4/4 [==========]")
