@@ -365,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if not rows:
         raise SystemExit("No row of this suite has results for every seed yet.")
     summary = summarize(rows)
-    columns = TRANSFER_COLUMNS if args.suite == "transfer" else FUSION_COLUMNS
+    columns = FUSION_COLUMNS if args.suite == "fusion" else TRANSFER_COLUMNS
     table = markdown_table(rows, summary, columns)
     if args.suite == "fusion":
         table += "\n\nRetrieval on val (text and image of the same post match):\n\n"
