@@ -71,3 +71,14 @@ def tiny_efficientnet_backbone():
         dropout=0.0,
         activation="relu6",
     )
+
+
+def image_only_model(encoder, size):
+    """A one-task model reading `encoder` at `size` x `size`: building it builds the encoder."""
+    return MultiTaskModel(
+        encoders={"image": encoder},
+        heads={"post": ClassificationHead(2)},
+        task_inputs={"post": "image"},
+        label_names={"post": ["no", "yes"]},
+        image_size=(size, size),
+    )

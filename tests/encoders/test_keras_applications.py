@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
+from tiny_models import image_only_model
 
 from mmtask.builder import build_model
 from mmtask.encoders import KerasApplicationsImageEncoder
@@ -198,16 +199,6 @@ def test_refuses_downloads_and_unknown_names(tmp_path):
     )
     with pytest.raises(SpecError, match="Invalid options"):
         build_model(spec, {"post": ["no", "yes"]})
-
-
-def image_only_model(encoder, size):
-    return MultiTaskModel(
-        encoders={"image": encoder},
-        heads={"post": ClassificationHead(2)},
-        task_inputs={"post": "image"},
-        label_names={"post": ["no", "yes"]},
-        image_size=(size, size),
-    )
 
 
 def test_image_size_against_the_weights_and_a_fixed_input_shape(weights):

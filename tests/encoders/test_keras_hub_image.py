@@ -9,7 +9,7 @@ import keras
 import keras_hub
 import numpy as np
 import pytest
-from tiny_models import tiny_efficientnet_backbone
+from tiny_models import image_only_model, tiny_efficientnet_backbone
 
 from mmtask.encoders import KerasHubImageEncoder, TransformerTextEncoder
 from mmtask.errors import MmtaskError
@@ -141,17 +141,6 @@ def test_returns_patches_on_request(preset):
         np.asarray(out["sequence"]), features.reshape(2, -1, features.shape[-1]), atol=1e-5
     )
     np.testing.assert_allclose(np.asarray(out["vector"]), features.mean(axis=(1, 2)), atol=1e-5)
-
-
-def image_only_model(encoder, size):
-    """A one-task model reading `encoder` at `size` x `size`: building it builds the encoder."""
-    return MultiTaskModel(
-        encoders={"image": encoder},
-        heads={"post": ClassificationHead(2)},
-        task_inputs={"post": "image"},
-        label_names={"post": ["no", "yes"]},
-        image_size=(size, size),
-    )
 
 
 def test_warns_when_the_model_image_size_is_not_the_presets(tmp_path):
