@@ -9,8 +9,6 @@ encoder for that modality is a `PrecomputedEncoder`.
 from __future__ import annotations
 
 import dataclasses
-import sys
-import time
 
 import numpy as np
 import tensorflow as tf
@@ -21,6 +19,7 @@ from mmtask.data.posts import Posts
 from mmtask.encoders.base import Encoder
 from mmtask.encoders.precomputed import PrecomputedEncoder
 from mmtask.models.presence import fill_missing
+from mmtask.progress import PostsProgress
 
 
 def precompute_features(
@@ -122,48 +121,10 @@ def encode_posts(
     dataset = make_dataset(source, image_size=image_size, batch_size=batch_size).map(
         lambda features, labels, masks: features[modality]
     )
-    progress = Progress(f"{modality} features", len(posts), verbose)
+    progress = PostsProgress(f"{modality} features", len(posts), verbose)
     batches = []
     for batch in dataset:
         batches.append(np.asarray(extract(batch), dtype=np.float32))
         progress.add(len(batches[-1]))
     progress.done()
     return np.concatenate(batches)
-
-
-class Progress:
-    """Posts done, posts per second and time left of a long pass, on one line of stderr."""
-
-    def __init__(self, label: str, total: int, verbose: int = 1):
-        self.label = label
-        self.total = total
-        self.verbose = verbose
-        self.count = 0
-        self.start = time.perf_counter()
-
-    def line(self) -> str:
-        elapsed = max(time.perf_counter() - self.start, 1e-9)
-        rate = self.count / elapsed
-        left = (self.total - self.count) / rate if rate > 0 else float("inf")
-        return (
-            f"{self.label}: {self.count}/{self.total} posts, {rate:.1f} posts/s, "
-            f"{_duration(elapsed)} elapsed, {_duration(left)} left"
-        )
-
-    def add(self, count: int) -> None:
-        self.count += count
-        if self.verbose == 1:
-            print(f"\r{self.line()}", end="", file=sys.stderr, flush=True)
-
-    def done(self) -> None:
-        if self.verbose == 1:
-            print(file=sys.stderr, flush=True)
-        elif self.verbose >= 2:
-            print(self.line(), file=sys.stderr, flush=True)
-
-
-def _duration(seconds: float) -> str:
-    if seconds == float("inf"):
-        return "?"
-    minutes, seconds = divmod(int(round(seconds)), 60)
-    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
