@@ -97,6 +97,52 @@ class ModelSpec:
         return dataclasses.asdict(self)
 
 
+OPTIMIZERS = ("adam", "adamw")
+LR_DECAYS = ("none", "cosine", "linear")
+
+
+@dataclass
+class OptimizerSpec:
+    """The update rule and learning-rate schedule of a run (`training.optimizer`).
+
+    Args:
+        name: str. "adam", or "adamw": decoupled weight decay on kernels and
+            embeddings only (`mmtask.optimizers.KernelDecayAdamW`; biases and
+            normalisation weights never decay).
+        weight_decay: float | None. AdamW's decay rate (None: 0.01); Adam
+            has none, so "adam" refuses one.
+        clipnorm: float | None. Clip the gradients' global norm to this value.
+        warmup_epochs: float. Linear warm-up from 0 to the learning rate
+            over this many epochs (fractions allowed).
+        decay: str. After the warm-up: "none" (constant), "cosine" or
+            "linear", down to 0 at the last step.
+    """
+
+    name: str = "adam"
+    weight_decay: float | None = None
+    clipnorm: float | None = None
+    warmup_epochs: float = 0.0
+    decay: str = "none"
+
+    def __post_init__(self):
+        if self.name not in OPTIMIZERS:
+            raise ValueError(f"`name` must be one of {list(OPTIMIZERS)}. Received: {self.name!r}")
+        if self.decay not in LR_DECAYS:
+            raise ValueError(f"`decay` must be one of {list(LR_DECAYS)}. Received: {self.decay!r}")
+        if self.weight_decay is not None:
+            if self.name != "adamw":
+                raise ValueError(
+                    "`weight_decay` applies to name: adamw; Adam has none. "
+                    f"Received: weight_decay={self.weight_decay!r} with name: {self.name}"
+                )
+            if isinstance(self.weight_decay, bool) or not self.weight_decay >= 0:
+                raise ValueError(f"`weight_decay` must be >= 0. Received: {self.weight_decay!r}")
+        if self.clipnorm is not None and not self.clipnorm > 0:
+            raise ValueError(f"`clipnorm` must be None or > 0. Received: {self.clipnorm!r}")
+        if not self.warmup_epochs >= 0:
+            raise ValueError(f"`warmup_epochs` must be >= 0. Received: {self.warmup_epochs!r}")
+
+
 @dataclass
 class TrainingSpec:
     """How to fit: epochs, batch size, optimiser settings, seed, and a fine-tuning schedule.
@@ -117,6 +163,8 @@ class TrainingSpec:
         mixed_precision: str. "none", "bfloat16" (compute in bfloat16, weights
             in float32) or "float16" (the same with loss scaling, which a
             `fine_tuning` schedule does not support).
+        optimizer: OptimizerSpec. Adam or AdamW, gradient clipping, warm-up
+            and decay of `learning_rate`.
     """
 
     epochs: int = 5
@@ -130,9 +178,14 @@ class TrainingSpec:
     patience: int | None = None
     cache_frozen_encoders: bool = True
     mixed_precision: str = "none"
+    optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
 
     def __post_init__(self):
         check_mixed_precision(self.mixed_precision)
+        if self.optimizer is None:
+            self.optimizer = OptimizerSpec()
+        elif isinstance(self.optimizer, dict):
+            self.optimizer = OptimizerSpec(**self.optimizer)
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainingSpec:
@@ -189,6 +242,7 @@ _NESTED = {
     ("ModelSpec", "alignment"): ("component", ComponentSpec),
     ("RunSpec", "model"): ("object", ModelSpec),
     ("RunSpec", "training"): ("object", TrainingSpec),
+    ("TrainingSpec", "optimizer"): ("object", OptimizerSpec),
 }
 
 

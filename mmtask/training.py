@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import sys
 import zipfile
@@ -21,6 +22,7 @@ from mmtask.errors import MmtaskError
 from mmtask.evaluation import EvaluationReport, evaluate_model, modality_contributions
 from mmtask.mixed_precision import MIXED_PRECISION, dtype_policy
 from mmtask.models import MultiTaskModel
+from mmtask.optimizers import build_optimizer
 from mmtask.progress import history_table, progress_callbacks
 from mmtask.run_folder import (
     CONTRIBUTIONS_FILE,
@@ -140,7 +142,14 @@ def _train(
             train_posts = posts
         else:
             val_posts = posts
-    trained.compile(optimizer=keras.optimizers.Adam(settings.learning_rate))
+    steps_per_epoch = math.ceil(len(train_posts) / settings.batch_size)
+
+    def optimizer():
+        return build_optimizer(
+            settings.optimizer, settings.learning_rate, settings.epochs, steps_per_epoch
+        )
+
+    trained.compile(optimizer=optimizer())
     train_data = make_dataset(
         train_posts,
         model=trained,
@@ -178,7 +187,7 @@ def _train(
         masked = modality_contributions(trained, val_data)
     if trained is not model:
         # Compiled like the model that trained, so the saved file reloads compiled.
-        model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate))
+        model.compile(optimizer=optimizer())
     history_lists = {k: [float(v) for v in vs] for k, vs in history.history.items()}
     return TrainingResult(
         model,

@@ -239,17 +239,39 @@ class _Plan:
         if stage.top_n is not None:
             candidates = [i for i in candidates if self.nodes[i].own_weights]
             candidates = sorted(candidates, key=lambda i: self.nodes[i].depth)[-stage.top_n :]
+        rank = self._ranks_from_output(stage.unfreeze, candidates)
         for index in candidates:
             state.trainable[index] = True
-            state.multipliers[index] = stage.lr_multiplier
+            state.multipliers[index] = stage.lr_multiplier * stage.layer_decay ** rank[index]
+
+    def _matched(self, patterns) -> list[int]:
+        """Indices of the layers the patterns match that are not inside another match."""
+        matched = []
+        end = 0
+        for index, node in enumerate(self.nodes[1:], start=1):
+            if index >= end and _matches(node.path, patterns):
+                matched.append(index)
+                end = node.end
+        return matched
 
     def _selected(self, patterns) -> list[int]:
         """Indices of the layers the patterns match and of all layers inside them."""
-        selected = [False] * len(self.nodes)
-        for index, node in enumerate(self.nodes[1:], start=1):
-            if not selected[index] and _matches(node.path, patterns):
-                selected[index : node.end] = [True] * (node.end - index)
-        return [i for i, s in enumerate(selected) if s]
+        return [i for m in self._matched(patterns) for i in range(m, self.nodes[m].end)]
+
+    def _ranks_from_output(self, patterns, candidates) -> dict[int, int]:
+        """Candidate index -> rank, from the output, of the matched layer that holds it.
+
+        Only matched layers that hold a candidate are ranked, so `top_n`
+        and skipped BatchNormalization layers leave no gaps.
+        """
+        owner = {}
+        for match in self._matched(patterns):
+            for index in candidates:
+                if match <= index < self.nodes[match].end:
+                    owner[index] = match
+        ranked = sorted(set(owner.values()), key=lambda m: self.nodes[m].depth, reverse=True)
+        position = {match: rank for rank, match in enumerate(ranked)}
+        return {index: position[owner[index]] for index in candidates}
 
     def _check_patterns(self) -> None:
         paths = [node.path for node in self.nodes[1:]]

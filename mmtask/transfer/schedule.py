@@ -54,6 +54,13 @@ class Stage:
             stage unfreezes (discriminative fine-tuning); 1.0 by default.
             To give layer groups different multipliers from the same point,
             declare several stages with the same `at`.
+        layer_decay: float. Layer-wise learning-rate decay, in (0, 1]: the
+            layers the `unfreeze` patterns match (not the layers inside
+            them), ranked from output to input, get `lr_multiplier` times
+            `layer_decay ** rank`. With
+            `unfreeze: encoders/text/backbone/transformer_layers/*` the top
+            block trains at `lr_multiplier`, the one below at
+            `lr_multiplier * layer_decay`, and so on.
 
     Example:
     ```python
@@ -66,6 +73,7 @@ class Stage:
     unfreeze: tuple[str, ...] = ()
     top_n: int | None = None
     lr_multiplier: float = 1.0
+    layer_decay: float = 1.0
 
     def __post_init__(self):
         if isinstance(self.at, bool) or not isinstance(self.at, int) or self.at < 0:
@@ -91,6 +99,14 @@ class Stage:
                 f"`lr_multiplier` must be a number > 0. Received: lr_multiplier={multiplier!r}"
             )
         object.__setattr__(self, "lr_multiplier", float(multiplier))
+        decay = self.layer_decay
+        if isinstance(decay, bool) or not isinstance(decay, int | float) or not 0 < decay <= 1:
+            raise ValueError(
+                f"`layer_decay` must be a number in (0, 1]. Received: layer_decay={decay!r}"
+            )
+        if decay != 1 and not self.unfreeze:
+            raise ValueError("`layer_decay` ranks layers to unfreeze; give `unfreeze` patterns.")
+        object.__setattr__(self, "layer_decay", float(decay))
 
     @classmethod
     def from_dict(cls, config: Mapping) -> Stage:
@@ -103,6 +119,7 @@ class Stage:
             "unfreeze": list(self.unfreeze),
             "top_n": self.top_n,
             "lr_multiplier": self.lr_multiplier,
+            "layer_decay": self.layer_decay,
         }
 
 

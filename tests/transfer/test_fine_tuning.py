@@ -313,3 +313,33 @@ def test_works_in_a_plain_keras_fit_and_checks_its_patterns():
     used.fit(x, y, epochs=1, verbose=0)
     with pytest.raises(ValueError, match="before its first step"):
         used.fit(x, y, epochs=1, verbose=0, callbacks=[FineTuning(schedule)])
+
+
+def test_layer_decay_ranks_the_matched_layers_from_the_output():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((3,))
+    hidden = inputs
+    for i in range(3):
+        hidden = keras.layers.Dense(3, name=f"block_{i}")(hidden)
+    model = keras.Model(inputs, keras.layers.Dense(1, name="out")(hidden))
+    model.compile(optimizer=keras.optimizers.Adam(0.1), loss="mse")
+    schedule = FineTuneSchedule(
+        stages=[
+            Stage(at=0, freeze="*"),
+            Stage(at=0, unfreeze="block_*", lr_multiplier=0.5, layer_decay=0.1),
+            Stage(at=0, unfreeze="out"),
+        ]
+    )
+    model.fit(
+        np.ones((4, 3)), np.ones((4, 1)), epochs=1, verbose=0, callbacks=[FineTuning(schedule)]
+    )
+    multipliers = {v.path: model.optimizer.lr_multiplier(v) for v in model.trainable_weights}
+    expected = {"out": 1.0, "block_2": 0.5, "block_1": 0.05, "block_0": 0.005}
+    for path, multiplier in multipliers.items():
+        assert multiplier == pytest.approx(expected[path.split("/")[0]]), path
+    assert len(multipliers) == 8
+
+    with pytest.raises(ValueError, match="`layer_decay` must be a number in"):
+        Stage(at=0, unfreeze="x", layer_decay=0.0)
+    with pytest.raises(ValueError, match="ranks layers to unfreeze"):
+        Stage(at=0, freeze="x", layer_decay=0.5)

@@ -2,7 +2,8 @@
 
 from mmtask.data import read_mvsa, write_synthetic_mvsa
 from mmtask.demo import demo_spec
-from mmtask.spec import RunSpec
+from mmtask.optimizers import KernelDecayAdamW, WarmupDecay
+from mmtask.spec import OptimizerSpec, RunSpec
 from mmtask.training import train
 
 
@@ -16,6 +17,7 @@ def test_schedule_from_a_spec_file_changes_what_trains(tmp_path):
             {"at": 2, "unfreeze": ["encoders/text/*"], "lr_multiplier": 0.1},
         ],
     }
+    spec.training.optimizer = OptimizerSpec(name="adamw", warmup_epochs=1, decay="cosine")
     path = tmp_path / "run.json"
     spec.save(path)
     loaded = RunSpec.from_file(path)
@@ -25,3 +27,10 @@ def test_schedule_from_a_spec_file_changes_what_trains(tmp_path):
     text_encoder = result.model.encoders["text"]
     assert counts[0] == counts[1] < counts[2]
     assert counts[2] - counts[1] == text_encoder.count_params()
+    # The spec's optimizer ran inside the schedule's wrapper, sized to the run.
+    inner = result.model.optimizer.inner_optimizer
+    assert type(inner) is KernelDecayAdamW
+    steps_per_epoch = -(-60 // spec.training.batch_size)
+    schedule = inner._learning_rate
+    assert isinstance(schedule, WarmupDecay)
+    assert (schedule.total_steps, schedule.warmup_steps) == (3 * steps_per_epoch, steps_per_epoch)
