@@ -39,7 +39,7 @@ bench: $(VENV)/.installed
 # docs/results.md: accuracy tables on MVSA-Single (../shared/data/mvsa_single).
 results: $(VENV)/.pretrained
 	$(BIN)/python benchmarks/mvsa.py transfer --write docs/results.md
-	$(BIN)/python benchmarks/mvsa.py fusion --epochs 25 --write docs/results.md
+	$(BIN)/python benchmarks/mvsa.py fusion --write docs/results.md
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
