@@ -172,12 +172,49 @@ def _train_locked(args: argparse.Namespace) -> None:
         print(f"{name}: {path}")
 
 
-def _evaluate(args: argparse.Namespace) -> None:
-    from mmtask.data import make_dataset
-    from mmtask.evaluation import evaluate_model
+def _load_predictor(args: argparse.Namespace):
+    """The model of `--model`, averaged over the image views of `--tta` when given."""
     from mmtask.training import load_model
 
     model = load_model(args.model, safe_mode=not args.trust_saved_model)
+    if not args.tta:
+        return model
+    from mmtask.models import MultiTaskEnsemble
+
+    members = model.members if isinstance(model, MultiTaskEnsemble) else [model]
+    try:
+        return MultiTaskEnsemble(members, image_views=args.tta)
+    except ValueError as error:
+        raise MmtaskError(f"--tta: {error}") from None
+
+
+def _ensemble(args: argparse.Namespace) -> None:
+    from mmtask.models import MultiTaskEnsemble
+    from mmtask.training import load_model
+
+    members = [
+        load_model(path, safe_mode=not args.trust_saved_model, compile=False)
+        for path in args.models
+    ]
+    try:
+        ensemble = MultiTaskEnsemble(members, image_views=args.tta or ["original"])
+    except ValueError as error:
+        raise MmtaskError(str(error)) from None
+    out = Path(args.out)
+    if out.suffix != ".keras":
+        raise MmtaskError(f"--out must name a .keras file. Received: {out}")
+    if out.exists() and not args.overwrite:
+        raise MmtaskError(f"{out} exists: pass --overwrite to replace it.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ensemble.save(out)
+    print(f"ensemble of {len(members)} models ({', '.join(ensemble.image_views)}): {out}")
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from mmtask.data import make_dataset
+    from mmtask.evaluation import evaluate_model
+
+    model = _load_predictor(args)
     posts = _read(
         args, split=args.split, label_names=model.label_names, label_types=model.label_types
     )
@@ -191,9 +228,8 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 def _predict(args: argparse.Namespace) -> None:
     from mmtask.data import features_only, make_dataset
-    from mmtask.training import load_model
 
-    model = load_model(args.model, safe_mode=not args.trust_saved_model)
+    model = _load_predictor(args)
     posts = _read(args, split=args.split, labelled=False)
     data = features_only(make_dataset(posts, model=model, batch_size=args.batch_size))
     outputs = model.predict(data, verbose=args.verbose)
@@ -245,9 +281,8 @@ def _pretrain(args: argparse.Namespace) -> None:
 
 def _export(args: argparse.Namespace) -> None:
     from mmtask.export import export_saved_model
-    from mmtask.training import load_model
 
-    model = load_model(args.model, safe_mode=not args.trust_saved_model)
+    model = _load_predictor(args)
     path = export_saved_model(model, args.out, overwrite=args.overwrite)
     print(f"saved_model: {path}")
 
@@ -277,6 +312,16 @@ def _report(args: argparse.Namespace) -> None:
     page = write_html_report(args.run_dir, plots)
     for name, path in {**plots, "html": page}.items():
         print(f"{name}: {path}")
+
+
+def _add_tta_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tta",
+        nargs="+",
+        metavar="VIEW",
+        help="test-time augmentation: average the predictions over these image views "
+        "(original, flip, crop, flip_crop), e.g. --tta original flip",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -337,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_arguments(evaluate, splits=True)
     evaluate.add_argument("--batch-size", type=int, default=64)
     evaluate.add_argument("--out", help="write the report as JSON here")
+    _add_tta_argument(evaluate)
     evaluate.set_defaults(run=_evaluate)
 
     predict = commands.add_parser("predict", help="write per-task labels and probabilities")
@@ -344,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_arguments(predict, splits=True)
     predict.add_argument("--batch-size", type=int, default=64)
     predict.add_argument("--out", required=True, help="CSV file to write")
+    _add_tta_argument(predict)
     predict.set_defaults(run=_predict)
 
     pretrain = commands.add_parser(
@@ -365,7 +412,19 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--model", required=True, help="a .keras file or a run folder")
     export.add_argument("--out", required=True, help="SavedModel folder to create")
     export.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    _add_tta_argument(export)
     export.set_defaults(run=_export)
+
+    ensemble = commands.add_parser(
+        "ensemble", help="average several trained models (e.g. seeds of a recipe) into one"
+    )
+    ensemble.add_argument(
+        "--models", nargs="+", required=True, help=".keras files or run folders to average"
+    )
+    ensemble.add_argument("--out", required=True, help="the .keras file to write")
+    ensemble.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    _add_tta_argument(ensemble)
+    ensemble.set_defaults(run=_ensemble)
 
     report = commands.add_parser("report", help="write plots and an HTML page for a run folder")
     report.add_argument("run_dir", help="a run folder written by `mmtask train`")
@@ -388,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
             default=1,
             help="0 silent, 1 progress bar and per-epoch tables (default), 2 one line per epoch",
         )
-    for command in (train, evaluate, predict, export, retrieve):
+    for command in (train, evaluate, predict, export, retrieve, ensemble):
         command.add_argument(
             "--trust-saved-model",
             action="store_true",

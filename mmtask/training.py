@@ -305,13 +305,15 @@ def _write_run(result: TrainingResult, spec: RunSpec, run_dir: Path) -> dict[str
     return paths
 
 
-def load_model(path: str | Path, safe_mode: bool = True) -> MultiTaskModel:
+def load_model(path: str | Path, safe_mode: bool = True, compile: bool = True) -> MultiTaskModel:
     """Load a model saved by mmtask (`.keras` file or a run folder holding one).
 
     Args:
         path: str | Path. The `.keras` file, or a run folder holding `model.keras`.
         safe_mode: bool. As in `keras.models.load_model`; a model with a
             `tf_hub` encoder runs its SavedModel's graph and needs False.
+        compile: bool. Restore the optimizer too, to train on; False for a
+            model that only predicts.
     """
     path = Path(path)
     if path.is_dir():
@@ -319,7 +321,7 @@ def load_model(path: str | Path, safe_mode: bool = True) -> MultiTaskModel:
     if not path.is_file():
         raise MmtaskError(f"No saved model at {path}")
     try:
-        return keras.models.load_model(path, safe_mode=safe_mode)
+        return keras.models.load_model(path, safe_mode=safe_mode, compile=compile)
     except (ValueError, TypeError, OSError, KeyError, zipfile.BadZipFile) as error:
         # Keras nests the cause in "Exception encountered: ..." lines; the last says why.
         reason = str(error).split("Exception encountered:")[-1].strip().splitlines()[0]

@@ -423,3 +423,40 @@ def test_train_into_a_used_folder_needs_overwrite_and_then_replaces_it(workspace
     assert (used / "model.keras").is_file()
     assert "a previous run's page" not in (used / "report.html").read_text()
     assert not list(root.glob(".used_run.*"))
+
+
+def test_ensemble_and_tta_predict_the_mean_of_their_parts(workspace, tmp_path):
+    root, data, run = workspace
+
+    def predicted(model, *extra):
+        out = tmp_path / f"{len(list(tmp_path.iterdir()))}.csv"
+        argv = ["predict", "--model", str(model), "--data", str(data), "--split", "val"]
+        assert main([*argv, "--out", str(out), *extra]) == 0
+        rows = list(csv.DictReader(out.open()))
+        columns = [c for c in rows[0] if c.startswith("image_sentiment_prob_")]
+        return np.array([[float(r[c]) for c in columns] for r in rows])
+
+    plain = predicted(run)
+    both = predicted(run, "--tta", "original", "flip")
+    assert not np.allclose(both, plain, atol=1e-4)
+    ensemble = tmp_path / "ensemble.keras"
+    argv = ["ensemble", "--models", str(run), str(run / "model.keras"), "--out", str(ensemble)]
+    assert main([*argv, "--tta", "flip"]) == 0
+    assert main(argv) == 2  # the file exists
+    # Two copies of one model seeing the flipped image, plus the plain one: the mean of both.
+    flipped = predicted(ensemble)
+    np.testing.assert_allclose((plain + flipped) / 2, both, atol=2e-4)
+    assert (
+        main(
+            [
+                "ensemble",
+                "--models",
+                str(run),
+                "--out",
+                str(tmp_path / "x.keras"),
+                "--tta",
+                "rotate",
+            ]
+        )
+        == 2
+    )

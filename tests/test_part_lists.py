@@ -153,3 +153,12 @@ def test_model_spec_task_types_table_names_every_head_type():
 
     rows = table_rows(ROOT / "docs" / "model_spec.md", "| type | output |")
     assert {NAME.search(row).group(1) for row in rows} == set(HEADS.names())
+
+
+def test_cli_tta_help_names_every_image_view():
+    from mmtask.cli import build_parser
+    from mmtask.models import IMAGE_VIEWS
+
+    help_text = build_parser()._subparsers._group_actions[0].choices["predict"].format_help()
+    named = set(re.search(r"\(([a-z_, ]+)\)", " ".join(help_text.split())).group(1).split(", "))
+    assert named == set(IMAGE_VIEWS)
