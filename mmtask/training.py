@@ -18,6 +18,7 @@ from mmtask.atomic_folders import replace_folder, staging_folder
 from mmtask.best_epoch import BestEpoch
 from mmtask.builder import build_model
 from mmtask.data import Posts, make_dataset
+from mmtask.encoders.base import Encoder
 from mmtask.errors import MmtaskError
 from mmtask.evaluation import EvaluationReport, evaluate_model, modality_contributions
 from mmtask.mixed_precision import MIXED_PRECISION, dtype_policy
@@ -54,6 +55,8 @@ class TrainingResult:
             (`BestEpoch.summary()`); None where no epoch could be selected.
         cached: modality -> whether sequences (rather than vectors) of its
             frozen encoder were computed once and cached.
+        stems: modality -> the first backbone layer above the cut, for an
+            encoder whose frozen stem ran once (cached) and whose top trained.
     """
 
     model: MultiTaskModel
@@ -62,6 +65,7 @@ class TrainingResult:
     contributions: dict[str, dict[str, float]] | None = None
     selection: dict | None = None
     cached: dict[str, bool] = field(default_factory=dict)
+    stems: dict[str, str] = field(default_factory=dict)
 
 
 def train(
@@ -129,12 +133,12 @@ def _train(
         train_labels=train_posts.labels,
         safe_mode=safe_mode,
     )
-    features = {}
+    features, tops = {}, {}
     if settings.cache_frozen_encoders:
-        features = _cached_features(
+        features, tops = _cached_features(
             model, spec, train_posts, val_posts, cache_dir, 1 if verbose == "auto" else int(verbose)
         )
-    trained = cached_twin(model, features["train"]) if features else model
+    trained = cached_twin(model, features["train"], tops) if features else model
     for split, posts in (("train", train_posts), ("val", val_posts)):
         for modality, values in features.get(split, {}).items():
             posts = posts.with_features(modality, values)
@@ -195,7 +199,8 @@ def _train(
         report,
         masked,
         selection=best.summary() if best is not None else None,
-        cached={m: v.ndim == 3 for m, v in features.get("train", {}).items()},
+        cached={m: v.ndim == 3 for m, v in features.get("train", {}).items() if m not in tops},
+        stems={m: top.first_layer_above_cut for m, top in tops.items()},
     )
 
 
@@ -206,8 +211,14 @@ def _cached_features(
     val_posts: Posts | None,
     cache_dir: str | Path | None,
     verbose: int,
-) -> dict[str, dict[str, np.ndarray]]:
-    """Split -> modality -> the outputs of each encoder that stays frozen, from the cache."""
+) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Encoder]]:
+    """What trains on cached outputs instead of running an encoder (or its frozen stem) live.
+
+    Returns:
+        `(features, tops)`: split -> modality -> the cached outputs of each
+        encoder that stays frozen, or of the frozen stem of one that trains
+        only in its top layers; and modality -> the top that reads a stem's outputs.
+    """
     settings = spec.training
     plan = plan_cache(
         model, settings.fine_tuning, settings.augment, precomputed=set(train_posts.features)
@@ -216,13 +227,17 @@ def _cached_features(
     features: dict[str, dict[str, np.ndarray]] = {"train": {}}
     if val_posts is not None:
         features["val"] = {}
-    for modality, sequence in plan.cached.items():
-        encoder = model.encoders[modality]
+    runs_once = [(m, model.encoders[m], sequence, None) for m, sequence in plan.cached.items()]
+    runs_once += [(m, stem, True, top) for m, (stem, top) in plan.split.items()]
+    tops = {}
+    for modality, encoder, sequence, top in runs_once:
         if not has_modality(train_posts, modality).any():
             plan.live[modality] = "no training post has it"
             continue
-        if sequence and not pools_by_mean(
-            encoder, train_posts, modality, image_size=spec.model.image_size
+        if (
+            top is None
+            and sequence
+            and not pools_by_mean(encoder, train_posts, modality, image_size=spec.model.image_size)
         ):
             plan.live[modality] = (
                 "the fusion reads its sequence, and its vector is not the mean of that sequence"
@@ -244,10 +259,17 @@ def _cached_features(
                 sequence=sequence,
                 batch_size=max(settings.batch_size, 64),
             )
+        if top is not None:
+            tops[modality] = top
     if verbose:
         for modality, reason in plan.live.items():
             print(f"{modality} encoder runs in every step: {reason}", file=sys.stderr)
-    return features if features["train"] else {}
+        for modality in tops:
+            print(
+                f"{modality} encoder: its frozen stem runs once, its top layers in every step",
+                file=sys.stderr,
+            )
+    return (features if features["train"] else {}), tops
 
 
 def save_run(

@@ -171,3 +171,51 @@ def test_a_split_without_the_modality_gets_missing_rows(splits, tmp_path):
     result = train(spec(), train_posts, no_images, verbose=0, cache_dir=tmp_path)
     assert result.cached == {"image": False, "text": False}
     assert result.report.tasks["image_sentiment"].count == len(val_posts)
+
+
+def test_an_image_backbone_unfrozen_at_the_top_trains_on_its_cached_stem(
+    splits, tmp_path, computed
+):
+    import keras_hub
+    from stand_ins import keras_hub_image_preset
+
+    from mmtask.evaluation import evaluate_model
+
+    train_posts, val_posts = splits
+    run = spec(epochs=2)
+    run.model.image_encoder.name = "keras_hub"
+    preset = keras_hub_image_preset(tmp_path / "effnet")
+    run.model.image_encoder.options = {**preset, "output_dim": 8, "native_image_size": SIZE}
+    run.training.fine_tuning = {
+        "stages": [
+            {"at": 0, "freeze": ["encoders/image/backbone"]},
+            {"at": 1, "unfreeze": ["encoders/image/backbone"], "top_n": 2},
+        ]
+    }
+    result = train(run, train_posts, val_posts, verbose=0, cache_dir=tmp_path / "c")
+    # The last two convolutions train (BatchNormalization stays frozen): the
+    # cut is just below the first of them.
+    assert result.stems == {"image": "block2a_project"}
+    assert result.cached == {"text": False}
+    image_runs = sorted(c for c in computed if c[0] == "image")
+    assert image_runs == sorted([("image", len(train_posts)), ("image", len(val_posts))])
+
+    # The real model trained through the twin: its top moved, its stem did not.
+    pretrained = keras_hub.models.Backbone.from_preset(preset["preset"])
+    backbone = result.model.encoders["image"].backbone
+    changed = {
+        layer.name
+        for layer in backbone.layers
+        if layer.weights
+        and any(
+            not np.array_equal(a, b)
+            for a, b in zip(
+                layer.get_weights(), pretrained.get_layer(layer.name).get_weights(), strict=True
+            )
+        )
+    }
+    assert changed == {"top_conv", "block2a_project"}
+    # From raw images it scores what the twin scored from the cached stem.
+    live = evaluate_model(result.model, make_dataset(val_posts, model=result.model, batch_size=16))
+    for task, figures in result.report.tasks.items():
+        assert live.tasks[task].accuracy == pytest.approx(figures.accuracy), task

@@ -17,7 +17,9 @@ Besides its outputs, an encoder declares:
 - its output widths: `output_width` (D), `sequence_width` (S) and
   `sequence_length_for(input_shape)` (L, None where unknown);
 - whether it learns a vocabulary from the training texts (`needs_vocabulary`,
-  False by default; such encoders implement `adapt`).
+  False by default; such encoders implement `adapt`);
+- whether a frozen lower part can be cut off and run once ahead of training
+  (`split_frozen_stem`, None by default).
 
 Subclasses implement `encode(inputs, training) -> (pooled, sequence, mask)`
 and `feature_dim` (the pooled width); with `output_dim` set, the pooled
@@ -28,6 +30,8 @@ calls `super().build(input_shape)` from its own `build`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Collection
 
 import keras
 from keras import ops
@@ -117,6 +121,27 @@ class Encoder(keras.layers.Layer):
     def unused_sublayers(self) -> tuple[str, ...]:
         """Paths of sublayers no output depends on (none by default); never unfrozen."""
         return ()
+
+    def split_frozen_stem(
+        self, trained: Collection[int], image_size: tuple[int, int], sequence: bool
+    ) -> tuple[Encoder, Encoder] | None:
+        """Cut off the lower part that never trains, so it can run once ahead of training.
+
+        Args:
+            trained: ids of this encoder's variables that train at some point of the run.
+            image_size: (height, width) of the images the encoder reads.
+            sequence: bool. Whether the top's `sequence` output is read (by a
+                fusion attending over it), or only its `vector`.
+
+        Returns:
+            `(stem, top)`: `stem` reads this encoder's input and returns, as its
+            `sequence`, the activations where the part that trains begins;
+            `top` reads those activations as features and returns this
+            encoder's outputs, with this encoder's own layers (training it
+            trains this encoder). None, the default, where the encoder cannot
+            be cut so.
+        """
+        return None
 
     def encode(self, inputs, training=None):
         """`(pooled (B, feature_dim), sequence (B, L, S), mask (B, L))` of a batch."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import keras
 import keras_hub
 
+from mmtask.encoders.backbone_split import split_backbone
 from mmtask.encoders.base import Encoder, image_patches, patch_count
 from mmtask.encoders.image_size import (
     check_image_size,
@@ -109,6 +110,18 @@ class KerasHubImageEncoder(Encoder):
 
     def sequence_length_for(self, input_shape) -> int | None:
         return patch_count(self.backbone.compute_output_shape(input_shape))
+
+    def split_frozen_stem(self, trained, image_size, sequence):
+        return split_backbone(
+            self.backbone,
+            trained,
+            image_size,
+            sequence,
+            self.rescale,
+            self.pool,
+            self.projection,
+            name=self.name,
+        )
 
     def encode(self, images, training=None):
         features = self.backbone(

@@ -2,8 +2,9 @@
 
 An encoder whose weights never train in a run (frozen, and unfrozen by no
 stage of the fine-tuning schedule), on a modality that is not augmented,
-gives the same output for a post in every epoch. `mmtask.train` computes
-those outputs once (`FeatureCache`) and fits a twin of the model in which
+gives the same output for a post in every epoch; so does the frozen stem of
+an image backbone whose top blocks alone train (`Encoder.split_frozen_stem`).
+`mmtask.train` computes those outputs once (`FeatureCache`) and fits a twin of the model in which
 `PrecomputedEncoder`s read them. The twin shares every other layer (the
 encoders that do train, fusion, heads, loss weighting) with the real model,
 so training the twin trains the real model, which keeps its real encoders
@@ -20,6 +21,7 @@ import keras
 import numpy as np
 
 from mmtask.data.posts import Posts
+from mmtask.encoders.base import Encoder
 from mmtask.encoders.precomputed import PrecomputedEncoder
 from mmtask.models import MultiTaskModel
 from mmtask.transfer.features import encode_posts, has_modality
@@ -34,10 +36,14 @@ class CachePlan:
     Args:
         cached: modality -> whether its token / patch sequences are cached
             (for a fusion that reads them) rather than one vector per post.
+        split: modality -> `(stem, top)` of an encoder that trains only
+            above a cut (`Encoder.split_frozen_stem`): the stem's outputs
+            are cached, the top trains on them.
         live: modality -> the reason its encoder runs in every step.
     """
 
     cached: dict[str, bool] = field(default_factory=dict)
+    split: dict[str, tuple[Encoder, Encoder]] = field(default_factory=dict)
     live: dict[str, str] = field(default_factory=dict)
 
 
@@ -69,8 +75,20 @@ def plan_cache(
         encoder = model.encoders[modality]
         if modality in precomputed:
             continue
-        if any(id(v) in trained for v in encoder.variables):
-            plan.live[modality] = "its encoder trains"
+        trains = {id(v) for v in encoder.variables if id(v) in trained}
+        if trains:
+            augmented = modality == "image" and augment
+            split = (
+                None
+                if augmented
+                else encoder.split_frozen_stem(
+                    trains, model.image_size, model.fusion_reads_sequences
+                )
+            )
+            if split is None:
+                plan.live[modality] = "its encoder trains"
+            else:
+                plan.split[modality] = split
         elif modality == "image" and augment:
             plan.live[modality] = "images are augmented (set `augment: false` to cache them)"
         elif modality in named_inside:
@@ -107,14 +125,23 @@ def pools_by_mean(
     )
 
 
-def cached_twin(model: MultiTaskModel, features: Mapping[str, np.ndarray]) -> MultiTaskModel:
+def cached_twin(
+    model: MultiTaskModel,
+    features: Mapping[str, np.ndarray],
+    tops: Mapping[str, Encoder] | None = None,
+) -> MultiTaskModel:
     """A model sharing every layer of `model` but the encoders of `features`' modalities.
 
-    Those read the given features (vectors (N, D) or sequences (N, L, D)) through
-    `PrecomputedEncoder`s instead.
+    Those read the given features (vectors (N, D) or sequences (N, L, D))
+    through the encoder's top in `tops` (which shares its layers), or else a
+    `PrecomputedEncoder`.
     """
+    tops = tops or {}
     encoders = dict(model.encoders)
     for modality, values in features.items():
+        if modality in tops:
+            encoders[modality] = tops[modality]
+            continue
         encoders[modality] = PrecomputedEncoder(
             feature_dim=int(values.shape[-1]),
             sequence_length=int(values.shape[1]) if values.ndim == 3 else None,
