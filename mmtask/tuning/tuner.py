@@ -188,6 +188,8 @@ def tune(
             raise error.__cause__ from None
         raise
     except RuntimeError as error:
+        if not str(error).startswith("Number of consecutive failures"):
+            raise
         # KerasTuner stops after 3 trials in a row failed; each said why on stderr.
         raise MmtaskError(f"The search stopped: {str(error).splitlines()[0]}") from None
     return _result(tuner, spec, search_space, metric, direction, folds)
