@@ -65,6 +65,13 @@ def test_space_declares_one_keras_tuner_hyperparameter_per_path():
     sampled = {"training.learning_rate": 0.002, "model.fusion.options.dropout": 0.1}
     sampled.update({"model.tasks[2].hidden_units": choices[1], "training.epochs": 4})
     assert space.values(sampled)["model.tasks[2].hidden_units"] == [8, 4]
+    # A stepped grid's rounding noise is not written into recipes.
+    stepped = SearchSpace.from_dict(
+        {"model.fusion.options.dropout": {"uniform": [0, 0.5], "step": 0.1}}
+    )
+    assert stepped.values({"model.fusion.options.dropout": 0.1 * 3}) == {
+        "model.fusion.options.dropout": 0.3
+    }
 
 
 def test_space_sets_the_fields_it_names():

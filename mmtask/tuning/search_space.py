@@ -91,8 +91,15 @@ class Dimension:
             hp.Float(self.path, *self.values, step=self.step, sampling=sampling)
 
     def value(self, sampled: Any) -> Any:
-        """The spec value of a value KerasTuner sampled (see `as_json`)."""
-        return json.loads(sampled) if self.as_json else sampled
+        """The spec value of a value KerasTuner sampled (see `as_json`).
+
+        Floats lose the rounding noise of stepping a grid (0.30000000000000004 is 0.3).
+        """
+        if self.as_json:
+            return json.loads(sampled)
+        if self.kind in ("uniform", "log_uniform"):
+            return float(f"{sampled:.12g}")
+        return sampled
 
 
 @dataclass(frozen=True)
