@@ -36,6 +36,8 @@ _SOURCES = {
     "load_model": "mmtask.training",
     "save_run": "mmtask.training",
     "train": "mmtask.training",
+    "SearchSpace": "mmtask.tuning",
+    "tune": "mmtask.tuning",
 }
 
 __all__ = sorted(_SOURCES)

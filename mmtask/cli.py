@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import shlex
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -168,6 +169,41 @@ def _train_locked(args: argparse.Namespace) -> None:
         print(result.report.table())
         plots = save_run_plots(args.out)
         paths.update(plots, html=write_html_report(args.out, plots))
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+
+
+def _tune(args: argparse.Namespace) -> None:
+    from mmtask.spec import RunSpec
+    from mmtask.tuning import SearchSpace, tune
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise MmtaskError(f"{out} exists: pass --overwrite to replace it.")
+    spec = RunSpec.from_file(args.spec)
+    space = SearchSpace.from_file(args.search)
+    space.check(spec)  # before reading the data: a typo in a path fails at once
+    posts = _read(args, split=args.train_split)
+    result = tune(
+        spec,
+        posts,
+        space,
+        directory=args.directory or out.with_suffix(".search"),
+        folds=args.folds,
+        max_trials=args.max_trials,
+        metric=args.metric,
+        oracle=args.oracle,
+        seed=args.seed,
+        stratify=args.stratify,
+        restart=args.restart,
+        cache_dir=args.cache_dir,
+        safe_mode=not args.trust_saved_model,
+    )
+    paths = result.save(out, command=shlex.join(["mmtask", *args.argv]))
+    print(
+        f"best: trial {result.best_trial}, {result.metric} {result.best_score:.4f} "
+        f"± {result.best_std:.4f} over {result.folds} folds"
+    )
     for name, path in paths.items():
         print(f"{name}: {path}")
 
@@ -377,6 +413,55 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(run=_train)
 
+    tune = commands.add_parser(
+        "tune",
+        help="search a recipe's fields (KerasTuner), scored by k-fold cross-validation; "
+        "write the best as a new recipe",
+    )
+    _add_data_arguments(tune, splits=False)
+    tune.add_argument("--spec", required=True, help="the recipe searched around (.yaml/.json)")
+    tune.add_argument(
+        "--search",
+        required=True,
+        help="a .yaml search space: run-spec paths to distributions (docs/tuning.md)",
+    )
+    tune.add_argument("--train-split", default=None, help="MVSA split split into the folds")
+    tune.add_argument("--folds", type=int, default=5, help="folds per trial (default 5)")
+    tune.add_argument("--max-trials", type=int, default=10, help="trials in all (default 10)")
+    tune.add_argument(
+        "--metric",
+        help="figure scored on each validation fold: a logged one at the kept epoch "
+        "(val_loss) or TASK/FIGURE of the report (post_sentiment/weighted_f1); default: "
+        "the recipe's training.monitor",
+    )
+    tune.add_argument(
+        "--oracle",
+        choices=["random", "bayesian"],
+        default="random",
+        help="KerasTuner's random search (default) or Bayesian optimisation (needs scikit-learn)",
+    )
+    tune.add_argument(
+        "--stratify", metavar="TASK", help="spread this task's classes evenly over the folds"
+    )
+    tune.add_argument("--seed", type=int, default=0, help="seeds the folds and the oracle")
+    tune.add_argument(
+        "--directory",
+        help="the search's folder, resumed if it holds the same search (default: --out "
+        "with the suffix .search)",
+    )
+    tune.add_argument(
+        "--restart", action="store_true", help="discard the trials in --directory first"
+    )
+    tune.add_argument(
+        "--cache-dir",
+        help="folder for frozen encoders' cached outputs, shared by all folds and trials",
+    )
+    tune.add_argument(
+        "--out", required=True, help="the best recipe to write (.yaml; trials: .trials.csv beside)"
+    )
+    tune.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    tune.set_defaults(run=_tune)
+
     evaluate = commands.add_parser("evaluate", help="report per-task metrics of a model")
     evaluate.add_argument("--model", required=True, help="a .keras file or a run folder")
     _add_data_arguments(evaluate, splits=True)
@@ -447,7 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
             default=1,
             help="0 silent, 1 progress bar and per-epoch tables (default), 2 one line per epoch",
         )
-    for command in (train, evaluate, predict, export, retrieve, ensemble):
+    for command in (train, evaluate, predict, export, retrieve, ensemble, tune):
         command.add_argument(
             "--trust-saved-model",
             action="store_true",
@@ -495,6 +580,7 @@ def _import_tensorflow_quietly() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed, for written files
     if not args.tf_logs:
         _import_tensorflow_quietly()
     try:

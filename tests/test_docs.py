@@ -26,6 +26,7 @@ GUIDES = [
     "data.md",
     "model_spec.md",
     "training.md",
+    "tuning.md",
     "transfer.md",
     "fusion.md",
     "export.md",
