@@ -86,8 +86,9 @@ def hugging_face_mpnet_folder(folder: Path, vocabulary: list[str], **config) -> 
 
 
 def mpnet_folder(folder: Path, modality: str) -> dict:
+    vocabulary = MPNET_SPECIAL_TOKENS + WORDS
     hugging_face_mpnet_folder(
-        folder, MPNET_SPECIAL_TOKENS + WORDS, num_hidden_layers=1, hidden_size=8, intermediate_size=16
+        folder, vocabulary, num_hidden_layers=1, hidden_size=8, intermediate_size=16
     )
     return {"preset": str(folder), "sequence_length": 8}
 

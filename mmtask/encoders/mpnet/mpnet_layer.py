@@ -114,9 +114,7 @@ class MPNetTransformerLayer(keras.layers.Layer):
         context = ops.transpose(ops.matmul(probabilities, value), (0, 2, 1, 3))
         context = ops.reshape(context, ops.shape(inputs))
         attended = self.attention_output_dense(context)
-        x = self.attention_layer_norm(
-            inputs + self.residual_dropout(attended, training=training)
-        )
+        x = self.attention_layer_norm(inputs + self.residual_dropout(attended, training=training))
         feed_forward = self.output_dense(self.intermediate_dense(x))
         return self.output_layer_norm(x + self.residual_dropout(feed_forward, training=training))
 

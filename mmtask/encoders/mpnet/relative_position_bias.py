@@ -83,9 +83,7 @@ class MPNetRelativePositionBias(keras.layers.Layer):
                 "num_heads": self.num_heads,
                 "num_buckets": self.num_buckets,
                 "max_distance": self.max_distance,
-                "embeddings_initializer": keras.initializers.serialize(
-                    self.embeddings_initializer
-                ),
+                "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
             }
         )
         return config
