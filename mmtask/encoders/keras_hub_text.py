@@ -35,6 +35,9 @@ class KerasHubTextEncoder(Encoder):
             tokenization, e.g. "tweet" (`mmtask.text.TweetNormalizer`: URLs,
             @mentions, hashtags split into words, HTML entities).
 
+    A subclass for another family of backbones overrides `load_preset` and
+    `backbone_inputs` (`MPNetTextEncoder`).
+
     Example:
     ```python
     encoder = KerasHubTextEncoder(preset="all_minilm_l6_v2", sequence_length=64)

@@ -113,7 +113,7 @@ def test_saved_model_needs_no_folder(folder, tmp_path):
     np.testing.assert_allclose(loaded.predict(texts, verbose=0), expected, atol=1e-6)
 
 
-def test_a_folder_of_another_model_is_refused(folder, tmp_path):
+def test_a_folder_of_another_model_is_refused(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
     with pytest.raises(MmtaskError, match="model_type 'mpnet'"):
         load_mpnet_backbone(tmp_path)
