@@ -169,6 +169,7 @@ LEVER_ROWS = [
         "EfficientNet-Lite2 + tweet normaliser",
         "configs/mvsa_frozen_concat_lite2_tweetnorm.yaml",
     ),
+    Row("mpnet", "all-mpnet-base-v2 for MiniLM-L6", "configs/mvsa_frozen_concat_mpnet.yaml"),
 ]
 
 

@@ -16,6 +16,8 @@ from tiny_models import WORDS, tiny_efficientnet_backbone
 from mmtask.encoders import SmallCNNImageEncoder, TransformerTextEncoder, save_encoder
 
 BERT_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
+# all-mpnet-base-v2's vocabulary starts so too; <mask> comes last there.
+MPNET_SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "[UNK]", "<mask>"]
 TF_HUB_TOKENS = 4  # Token states the stand-in TF-Hub text module returns per text.
 
 
@@ -54,6 +56,40 @@ def keras_hub_text_preset(folder: Path) -> dict:
     )
     backbone.save_to_preset(str(folder))
     tokenizer.save_to_preset(str(folder))
+    return {"preset": str(folder), "sequence_length": 8}
+
+
+def hugging_face_mpnet_folder(folder: Path, vocabulary: list[str], **config) -> Path:
+    """A randomly initialised MPNet saved by `transformers` as all-mpnet-base-v2 ships:
+
+    config.json and model.safetensors (`save_pretrained`) and vocab.txt.
+    `config` overrides the tiny defaults (2 layers, width 32, 4 heads).
+    """
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    settings = {
+        "num_hidden_layers": 2,
+        "hidden_size": 32,
+        "num_attention_heads": 4,
+        "intermediate_size": 64,
+        "max_position_embeddings": 130,
+        **config,
+    }
+    model = transformers.MPNetModel(
+        transformers.MPNetConfig(vocab_size=len(vocabulary), **settings)
+    ).eval()
+    model.save_pretrained(folder)
+    (folder / "vocab.txt").write_text("\n".join(vocabulary) + "\n", encoding="utf-8")
+    return folder
+
+
+def mpnet_folder(folder: Path, modality: str) -> dict:
+    vocabulary = MPNET_SPECIAL_TOKENS + WORDS
+    hugging_face_mpnet_folder(
+        folder, vocabulary, num_hidden_layers=1, hidden_size=8, intermediate_size=16
+    )
     return {"preset": str(folder), "sequence_length": 8}
 
 
@@ -111,6 +147,7 @@ WRITERS = {
         keras_hub_text_preset(folder) if modality == "text" else keras_hub_image_preset(folder)
     ),
     "keras_applications": lambda folder, modality: keras_applications_weights(folder),
+    "mpnet": mpnet_folder,
     "tf_hub": tf_hub_module,
     "saved": saved_encoder,
 }

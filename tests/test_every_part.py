@@ -34,6 +34,7 @@ BATCH, IMAGE_SIZE, WIDTH = 4, 32, 5
 TRAINABLE = {
     "keras_hub": {"trainable_backbone": True, "output_dim": 3},
     "keras_applications": {"trainable_backbone": True, "output_dim": 3},
+    "mpnet": {"trainable_backbone": True, "output_dim": 3},
     "tf_hub": {"trainable_backbone": True, "output_dim": 3},
     "transformer": {"output_dim": 3},
     "precomputed": {"output_dim": 3},

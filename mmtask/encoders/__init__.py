@@ -5,6 +5,7 @@ from mmtask.encoders.image_cnn import SmallCNNImageEncoder
 from mmtask.encoders.keras_applications import KerasApplicationsImageEncoder
 from mmtask.encoders.keras_hub_image import KerasHubImageEncoder
 from mmtask.encoders.keras_hub_text import KerasHubTextEncoder
+from mmtask.encoders.mpnet_text import MPNetTextEncoder
 from mmtask.encoders.precomputed import (
     PrecomputedEncoder,
     precomputed_image_encoder,
@@ -19,6 +20,7 @@ __all__ = [
     "KerasApplicationsImageEncoder",
     "KerasHubImageEncoder",
     "KerasHubTextEncoder",
+    "MPNetTextEncoder",
     "PrecomputedEncoder",
     "SavedModelLayer",
     "SmallCNNImageEncoder",

@@ -35,6 +35,9 @@ class KerasHubTextEncoder(Encoder):
             tokenization, e.g. "tweet" (`mmtask.text.TweetNormalizer`: URLs,
             @mentions, hashtags split into words, HTML entities).
 
+    A subclass for another family of backbones overrides `load_preset` and
+    `backbone_inputs` (`MPNetTextEncoder`).
+
     Example:
     ```python
     encoder = KerasHubTextEncoder(preset="all_minilm_l6_v2", sequence_length=64)
@@ -69,8 +72,7 @@ class KerasHubTextEncoder(Encoder):
                 f"Invalid value for `pooling`: expected 'mean' or 'cls'. Received: {pooling!r}"
             )
         if preset is not None:
-            tokenizer = from_preset(keras_hub.tokenizers.Tokenizer.from_preset, preset)
-            backbone = from_preset(keras_hub.models.Backbone.from_preset, preset)
+            tokenizer, backbone = self.load_preset(preset)
         tokenizer = as_layer(tokenizer)
         self.tokenizer = tokenizer
         self.backbone = as_layer(backbone)
@@ -90,6 +92,22 @@ class KerasHubTextEncoder(Encoder):
             return_padding_mask=True,
             name="packer",
         )
+
+    @staticmethod
+    def load_preset(preset: str) -> tuple[keras.layers.Layer, keras.layers.Layer]:
+        """The tokenizer and the backbone of the local keras-hub preset folder `preset` names."""
+        return (
+            from_preset(keras_hub.tokenizers.Tokenizer.from_preset, preset),
+            from_preset(keras_hub.models.Backbone.from_preset, preset),
+        )
+
+    def backbone_inputs(self, token_ids, padding_mask) -> dict:
+        """The backbone's inputs for packed texts: BERT's take segment ids, all 0 for one text."""
+        return {
+            "token_ids": token_ids,
+            "segment_ids": ops.zeros_like(token_ids),
+            "padding_mask": padding_mask,
+        }
 
     @property
     def feature_dim(self) -> int:
@@ -112,11 +130,7 @@ class KerasHubTextEncoder(Encoder):
             texts = self.normalizer(texts)
         token_ids, padding_mask = self.packer(self.tokenizer(texts))
         hidden = self.backbone(
-            {
-                "token_ids": token_ids,
-                "segment_ids": ops.zeros_like(token_ids),
-                "padding_mask": padding_mask,
-            },
+            self.backbone_inputs(token_ids, padding_mask),
             training=training and self.backbone.trainable,
         )["sequence_output"]
         pooled = hidden[:, 0, :] if self.pooling == "cls" else masked_mean(hidden, padding_mask)
