@@ -270,12 +270,30 @@ def test_concurrent_requests_each_get_their_own_answer(served):
         np.testing.assert_allclose(got, expected["text_task"], atol=1e-4)
 
 
-def test_the_serve_command_serves_a_keras_file_until_interrupted(tmp_path):
-    model = make_model(image_size=IMAGE_SIZE)
+def test_a_keras_file_is_exported_then_served(served, tmp_path):
+    model, _ = served
     model.save(tmp_path / "tiny.keras")
+    opened = open_model(tmp_path / "tiny.keras", max_image_pixels=MAX_PIXELS)
+    try:
+        assert (opened.name, opened.version, opened.max_image_pixels) == ("tiny", 1, MAX_PIXELS)
+        images = [encoded(pixels(20, 30), "PNG"), png_bomb(2000, 2000)]
+        outputs = opened.predict({"text": [b"good sun", b"bad"], "image_bytes": images})
+        assert [s.decode() for s in outputs["image_status"]] == ["ok", "too_large"]
+        expected = expected_probabilities(model, ["good sun", "bad"], [images[0], None])
+        np.testing.assert_allclose(
+            outputs["image_task_probabilities"], expected["image_task"], atol=1e-4
+        )
+    finally:
+        opened.close()
+    assert not opened.export_dir.exists()
+
+
+def test_the_serve_command_serves_until_interrupted(served):
+    model, server = served
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    export = server.model.export_dir.parent  # the TF Serving layout, tiny/1/
     process = subprocess.Popen(
-        [sys.executable, "-m", "mmtask.cli", "serve", str(tmp_path / "tiny.keras"), "--port", "0"],
+        [sys.executable, "-m", "mmtask.cli", "serve", str(export), "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -288,11 +306,13 @@ def test_the_serve_command_serves_a_keras_file_until_interrupted(tmp_path):
         )
         port = int(line.split("127.0.0.1:")[1].split("/")[0])
         connection = HTTPConnection("127.0.0.1", port, timeout=60)
-        body = json.dumps(instances(["good sun"], [encoded(pixels(20, 30), "PNG")]))
-        connection.request("POST", "/v1/models/tiny:predict", body=body)
+        image = encoded(pixels(20, 30), "PNG")
+        connection.request(
+            "POST", "/v1/models/tiny:predict", body=json.dumps(instances(["good sun"], [image]))
+        )
         answer = json.loads(connection.getresponse().read())
         connection.close()
-        expected = expected_probabilities(model, ["good sun"], [encoded(pixels(20, 30), "PNG")])
+        expected = expected_probabilities(model, ["good sun"], [image])
         np.testing.assert_allclose(
             answer["predictions"][0]["post_task_probabilities"], expected["post_task"][0], atol=1e-4
         )
