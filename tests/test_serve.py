@@ -22,6 +22,7 @@ from tiny_models import TASKS, make_model
 
 from mmtask.data import decode_image
 from mmtask.data.images import missing_image
+from mmtask.errors import MmtaskError
 from mmtask.export import export_saved_model
 from mmtask.export.image_header import BMP, GIF, JPEG, PNG, UNKNOWN, WEBP, image_header
 from mmtask.serving import ModelServer, open_model
@@ -195,7 +196,7 @@ def test_a_bad_image_spoils_only_its_post(served):
 
 def test_mismatched_batch_sizes_are_a_clear_error(served):
     _, server = served
-    with pytest.raises(tf.errors.InvalidArgumentError, match="one entry per post"):
+    with pytest.raises(MmtaskError, match="^`text` and `image_bytes` must hold one entry per post"):
         server.model.predict({"text": [b"a", b"b"], "image_bytes": [b""]})
     columns = {"inputs": {"text": ["a", "b"], "image_bytes": [{"b64": ""}]}}
     status, body = request(server, "POST", "/v1/models/tiny:predict", columns)

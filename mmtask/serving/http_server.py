@@ -23,6 +23,7 @@ import traceback
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from mmtask.errors import MmtaskError
 from mmtask.serving.rest import RequestError, parse_predict_request, predict_response
 from mmtask.serving.served_model import ServedModel
 
@@ -156,10 +157,8 @@ class _Handler(BaseHTTPRequestHandler):
         columns, columnar = parse_predict_request(body, model.inputs, self.server.max_batch_size)
         try:
             outputs = model.predict(columns)
-        except Exception as error:
-            if type(error).__name__ == "InvalidArgumentError":
-                raise RequestError(HTTPStatus.BAD_REQUEST, _assertion(error)) from None
-            raise
+        except MmtaskError as error:
+            raise RequestError(HTTPStatus.BAD_REQUEST, str(error)) from None
         return HTTPStatus.OK, predict_response(outputs, columnar)
 
     def log_request(self, code="-", size="-") -> None:
@@ -170,9 +169,3 @@ class _Handler(BaseHTTPRequestHandler):
 def _first_line(error: Exception) -> str:
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
-
-
-def _assertion(error: Exception) -> str:
-    """The readable part of a TensorFlow assertion's message."""
-    found = re.search(r"assertion failed: \[(.*?)\]", str(error))
-    return found[1] if found else _first_line(error)

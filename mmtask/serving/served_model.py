@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -55,12 +56,17 @@ class ServedModel:
         """Every output of the export for one batch, as NumPy arrays (batch first).
 
         Safe to call from several threads at once: TensorFlow functions are.
+        Inputs the graph refuses (columns of different lengths) raise a
+        MmtaskError with the graph's message.
         """
         import tensorflow as tf
 
-        outputs = self._serve(
-            **{name: tf.constant(columns[name], tf.string) for name in self.inputs}
-        )
+        tensors = {name: tf.constant(columns[name], tf.string) for name in self.inputs}
+        try:
+            outputs = self._serve(**tensors)
+        except tf.errors.InvalidArgumentError as error:
+            found = re.search(r"assertion failed: \[(.*?)\]", error.message)
+            raise MmtaskError(found[1] if found else error.message.strip()) from None
         return {name: value.numpy() for name, value in sorted(outputs.items())}
 
     def close(self) -> None:
