@@ -321,3 +321,20 @@ def test_the_serve_command_serves_until_interrupted(served):
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
     assert process.returncode == 0, process.stderr.read()[-2000:]
+
+
+def test_serve_refuses_what_it_cannot_serve_in_one_line(served, tmp_path, capsys):
+    from mmtask.cli import main
+
+    _, server = served
+    fake = tmp_path / "model.keras"
+    fake.write_text("not a zip archive")
+    cases = [
+        ([str(fake)], "Could not load a model"),
+        ([str(tmp_path / "absent")], "No model at"),
+        ([str(server.model.export_dir), "--max-image-pixels", "5"], "re-export it"),
+    ]
+    for args, says in cases:
+        assert main(["serve", *args, "--port", "0"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("mmtask serve: error: ") and says in err[0]
