@@ -247,6 +247,7 @@ def test_status_endpoint_and_unknown_paths(served):
     assert request(server, "GET", "/")[0] == 404
     assert request(server, "POST", "/v1/models/tiny", b"{}")[0] == 405
     assert request(server, "POST", "/v1/models/tiny:classify", b"{}")[0] == 404
+    assert request(server, "DELETE", "/v1/models/tiny")[0] == 405
 
 
 def test_concurrent_requests_each_get_their_own_answer(served):

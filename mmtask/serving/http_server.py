@@ -8,8 +8,8 @@ Routes, as TF Serving has them:
   loaded (a health check).
 
 Errors are `{"error": "..."}` with 400 (malformed request), 404 (unknown
-model or path), 405, 411 (no Content-Length), 413 (body or batch over the
-limits) or 500. The standard library's threading server is enough: one
+model or path), 405, 408 (body too slow), 411 (no Content-Length), 413 (body
+or batch over the limits) or 500. The standard library's threading server is enough: one
 thread per connection, and the model call, where the time goes, is thread-safe
 TensorFlow that releases the GIL.
 """
@@ -83,6 +83,17 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._answer(self._predict)
 
+    def _not_allowed(self) -> None:
+        def refuse():
+            self.close_connection = True  # a body, if any, is not read
+            raise RequestError(
+                HTTPStatus.METHOD_NOT_ALLOWED, f"{self.command} is not served: use GET or POST"
+            )
+
+        self._answer(refuse)
+
+    do_PUT = do_DELETE = do_PATCH = _not_allowed
+
     def _answer(self, handler) -> None:
         try:
             status, body = handler()
@@ -151,7 +162,14 @@ class _Handler(BaseHTTPRequestHandler):
                 f"The body has {int(length)} bytes; this server takes at most "
                 f"{self.server.max_request_bytes} per request.",
             )
-        body = self.rfile.read(int(length))
+        try:
+            body = self.rfile.read(int(length))
+        except TimeoutError:
+            self.close_connection = True
+            raise RequestError(
+                HTTPStatus.REQUEST_TIMEOUT,
+                f"The body did not arrive within {REQUEST_TIMEOUT_S} s.",
+            ) from None
         self._route(verb="predict")
         model = self.server.model
         columns, columnar = parse_predict_request(body, model.inputs, self.server.max_batch_size)
