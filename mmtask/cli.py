@@ -273,6 +273,7 @@ def _serve(args: argparse.Namespace) -> None:
             (args.host, args.port),
             max_request_bytes=args.max_request_bytes,
             max_batch_size=args.max_batch_size,
+            max_concurrent_calls=args.max_concurrent_calls,
             log_requests=args.log_requests,
         )
     except OSError as error:
@@ -433,6 +434,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=256,
         help="requests with more examples get a 413 (default 256)",
+    )
+    serve.add_argument(
+        "--max-concurrent-calls",
+        type=_positive_int,
+        default=4,
+        help="model calls run at once; other requests wait (default 4)",
     )
     serve.add_argument("--log-requests", action="store_true", help="log every request on stderr")
     serve.set_defaults(run=_serve)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import threading
 import traceback
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +32,8 @@ DEFAULT_MAX_REQUEST_BYTES = 32 << 20
 """Largest request body read: 32 MiB, a few dozen photos in base64."""
 DEFAULT_MAX_BATCH_SIZE = 256
 """Most examples one request may hold."""
+DEFAULT_MAX_CONCURRENT_CALLS = 4
+"""Model calls run at once; requests beyond wait. Bounds the memory that decoding takes."""
 REQUEST_TIMEOUT_S = 60
 """A connection that sends nothing for this long is closed."""
 
@@ -47,6 +50,9 @@ class ModelServer(ThreadingHTTPServer):
         address: (str, int). Host and port to listen on.
         max_request_bytes: int. Larger bodies get a 413 without being read.
         max_batch_size: int. Requests with more examples get a 413.
+        max_concurrent_calls: int. Model calls running at once; other
+            requests wait their turn (each call decodes its images in
+            parallel, up to `max_image_pixels` each).
         log_requests: bool. Log every request on stderr, not only failed ones.
     """
 
@@ -58,11 +64,13 @@ class ModelServer(ThreadingHTTPServer):
         address: tuple[str, int],
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+        max_concurrent_calls: int = DEFAULT_MAX_CONCURRENT_CALLS,
         log_requests: bool = False,
     ):
         self.model = model
         self.max_request_bytes = max_request_bytes
         self.max_batch_size = max_batch_size
+        self.calls = threading.BoundedSemaphore(max_concurrent_calls)
         self.log_requests = log_requests
         super().__init__(address, _Handler)
 
@@ -174,7 +182,8 @@ class _Handler(BaseHTTPRequestHandler):
         model = self.server.model
         columns, columnar = parse_predict_request(body, model.inputs, self.server.max_batch_size)
         try:
-            outputs = model.predict(columns)
+            with self.server.calls:
+                outputs = model.predict(columns)
         except MmtaskError as error:
             raise RequestError(HTTPStatus.BAD_REQUEST, str(error)) from None
         return HTTPStatus.OK, predict_response(outputs, columnar)

@@ -48,7 +48,7 @@ def parse_predict_request(
     """
     try:
         request = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise RequestError(HTTPStatus.BAD_REQUEST, f"The body is not valid JSON: {error}") from None
     if not isinstance(request, dict):
         raise RequestError(HTTPStatus.BAD_REQUEST, "The body must be a JSON object.")
