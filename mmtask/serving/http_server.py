@@ -82,6 +82,9 @@ class ModelServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: clients reuse their connection
+    # Headers and body go out in two writes; with Nagle's algorithm the body
+    # would wait for the client's delayed ACK of the headers (some 40 ms).
+    disable_nagle_algorithm = True
     timeout = REQUEST_TIMEOUT_S
     server: ModelServer
 
