@@ -1,4 +1,4 @@
-"""The `mmtask` command: train, evaluate, predict and export from the shell.
+"""The `mmtask` command: train, evaluate, predict, export and serve from the shell.
 
 User mistakes (a missing path, a bad spec key, a bad data file) print one
 line on stderr and exit with status 2; anything else is a bug and keeps its
@@ -319,8 +319,46 @@ def _export(args: argparse.Namespace) -> None:
     from mmtask.export import export_saved_model
 
     model = _load_predictor(args)
-    path = export_saved_model(model, args.out, overwrite=args.overwrite)
+    path = export_saved_model(
+        model,
+        args.out,
+        overwrite=args.overwrite,
+        version=args.version,
+        max_image_pixels=args.max_image_pixels,
+    )
     print(f"saved_model: {path}")
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from mmtask.serving import ModelServer, open_model
+
+    model = open_model(
+        args.model,
+        name=args.name,
+        max_image_pixels=args.max_image_pixels,
+        trust_saved_model=args.trust_saved_model,
+    )
+    try:
+        server = ModelServer(
+            model,
+            (args.host, args.port),
+            max_request_bytes=args.max_request_bytes,
+            max_batch_size=args.max_batch_size,
+            max_concurrent_calls=args.max_concurrent_calls,
+            log_requests=args.log_requests,
+        )
+    except OSError as error:
+        model.close()
+        raise MmtaskError(f"Cannot listen on {args.host}:{args.port}: {error.strerror}") from None
+    print(f"serving {model.name} version {model.version} at {server.url} (Ctrl-C to stop)")
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("stopped")
+    finally:
+        server.server_close()
+        model.close()
 
 
 def _retrieve(args: argparse.Namespace) -> None:
@@ -497,8 +535,56 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--model", required=True, help="a .keras file or a run folder")
     export.add_argument("--out", required=True, help="SavedModel folder to create")
     export.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    export.add_argument(
+        "--version",
+        type=_positive_int,
+        help="write TF Serving's versioned layout, OUT/VERSION/ (other versions are kept)",
+    )
     _add_tta_argument(export)
     export.set_defaults(run=_export)
+
+    serve = commands.add_parser(
+        "serve", help="answer TF Serving's REST predict API over HTTP for a model or an export"
+    )
+    serve.add_argument(
+        "model",
+        help="an export folder (or a TF Serving folder of numbered versions), a .keras file "
+        "or a run folder",
+    )
+    serve.add_argument("--port", type=int, default=8501, help="port (default 8501, TF Serving's)")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0: all)"
+    )
+    serve.add_argument("--name", help="model name in the URLs (default: the file or folder name)")
+    serve.add_argument(
+        "--max-request-bytes",
+        type=_positive_int,
+        default=32 << 20,
+        help="larger request bodies get a 413 (default 32 MiB)",
+    )
+    serve.add_argument(
+        "--max-batch-size",
+        type=_positive_int,
+        default=256,
+        help="requests with more examples get a 413 (default 256)",
+    )
+    serve.add_argument(
+        "--max-concurrent-calls",
+        type=_positive_int,
+        default=4,
+        help="model calls run at once; other requests wait (default 4)",
+    )
+    serve.add_argument("--log-requests", action="store_true", help="log every request on stderr")
+    serve.set_defaults(run=_serve)
+    for command in (export, serve):
+        command.add_argument(
+            "--max-image-pixels",
+            type=_positive_int,
+            default=None if command is serve else 50_000_000,
+            help="images declaring more decoded pixels are answered without their image "
+            "(image_status too_large); default 50 megapixels"
+            + ("; an export keeps the limit it was exported with" if command is serve else ""),
+        )
 
     ensemble = commands.add_parser(
         "ensemble", help="average several trained models (e.g. seeds of a recipe) into one"
@@ -532,7 +618,7 @@ def build_parser() -> argparse.ArgumentParser:
             default=1,
             help="0 silent, 1 progress bar and per-epoch tables (default), 2 one line per epoch",
         )
-    for command in (train, evaluate, predict, export, retrieve, ensemble, tune):
+    for command in (train, evaluate, predict, export, serve, retrieve, ensemble, tune):
         command.add_argument(
             "--trust-saved-model",
             action="store_true",
@@ -549,6 +635,17 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"show TensorFlow's start-up log lines (or set {TF_LOGS_ENV}=1)",
         )
     return parser
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an int >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1. Received: {text!r}")
+    return value
 
 
 def _import_tensorflow_quietly() -> None:

@@ -1,6 +1,8 @@
 """SavedModel export: raw text + image bytes in, the Keras model's probabilities out; atomic."""
 
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -118,3 +120,22 @@ def test_interrupted_overwrite_keeps_the_previous_export(tmp_path, monkeypatch):
         export_saved_model(model, target, overwrite=True)
     assert sorted(p.relative_to(target) for p in target.rglob("*")) == before
     assert [p.name for p in tmp_path.iterdir()] == ["exported"]
+
+
+def test_versioned_export_is_readable_by_others_whatever_the_umask(tmp_path):
+    model = make_model(image_size=IMAGE_SIZE)
+    previous = os.umask(0o077)
+    try:
+        path = export_saved_model(model, tmp_path / "tiny", version=2)
+    finally:
+        os.umask(previous)
+    assert path == tmp_path / "tiny" / "2"
+    for inner in [tmp_path / "tiny", *path.rglob("*")]:
+        mode = stat.S_IMODE(inner.stat().st_mode)
+        assert mode == (0o755 if inner.is_dir() else 0o644), (inner, oct(mode))
+    labels = json.loads((path / "assets" / "mmtask_labels.json").read_text())
+    assert labels["image_statuses"] == ["ok", "missing", "undecodable", "too_large"]
+    with pytest.raises(MmtaskError, match="already exists"):
+        export_saved_model(model, tmp_path / "tiny", version=2)
+    with pytest.raises(MmtaskError, match="version"):
+        export_saved_model(model, tmp_path / "tiny", version=0)

@@ -19,7 +19,9 @@ Besides its outputs, an encoder declares:
 - whether it learns a vocabulary from the training texts (`needs_vocabulary`,
   False by default; such encoders implement `adapt`);
 - whether a frozen lower part can be cut off and run once ahead of training
-  (`split_frozen_stem`, None by default).
+  (`split_frozen_stem`, None by default);
+- the modules a serving process must import before loading a SavedModel
+  export that runs it (`serving_imports`, none by default).
 
 Subclasses implement `encode(inputs, training) -> (pooled, sequence, mask)`
 and `feature_dim` (the pooled width); with `output_dim` set, the pooled
@@ -57,6 +59,9 @@ class Encoder(keras.layers.Layer):
     #: What the encoder reads: "text" (raw strings), "images" (float32 RGB in
     #: 0..255) or "features" (precomputed, of shape `example_shape`).
     reads: str = "images"
+    #: Modules whose import registers ops this encoder's graph runs outside core
+    #: TensorFlow; a process loading an export of it imports them first.
+    serving_imports: tuple[str, ...] = ()
     projection: keras.layers.Layer | None = None
 
     def __init__(self, output_dim: int | None = None, **kwargs):

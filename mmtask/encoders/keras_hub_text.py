@@ -47,6 +47,8 @@ class KerasHubTextEncoder(Encoder):
 
     modality = "text"
     reads = "text"
+    # keras-hub tokenizers run TensorFlow Text ops.
+    serving_imports = ("tensorflow_text",)
 
     def __init__(
         self,

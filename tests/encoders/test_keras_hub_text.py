@@ -82,11 +82,19 @@ def test_layer_contract(preset):
 
 EXPORT_CHECK = r"""
 import sys, json
+import numpy as np
 import tensorflow as tf
-import tensorflow_text  # registers the tokenizer's ops, as the export's labels file says
-served = tf.saved_model.load(sys.argv[1])
-out = served.serve(text=tf.constant(json.loads(sys.argv[2])))
-print(json.dumps(out["t_probabilities"].numpy().tolist()))
+from mmtask.serving import open_model
+texts = json.loads(sys.argv[2])
+assert "tensorflow_text" not in sys.modules
+# `mmtask serve`'s loader imports the modules the export's labels file lists first.
+served = open_model(sys.argv[1]).predict({"text": [t.encode() for t in texts]})
+assert "tensorflow_text" in sys.modules
+# A plain TensorFlow process loads it the same way once tensorflow_text is imported.
+loaded = tf.saved_model.load(sys.argv[1])
+plain = loaded.serve(text=tf.constant(texts))
+np.testing.assert_allclose(plain["t_probabilities"].numpy(), served["t_probabilities"], atol=1e-6)
+print(json.dumps(served["t_probabilities"].tolist()))
 """
 
 
