@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
 import tensorflow as tf
 
 from mmtask.data.image_header import MAX_IMAGE_PIXELS, MAX_JPEG_SEGMENTS
@@ -93,99 +94,136 @@ def header_image_size(image_bytes: tf.Tensor) -> tf.Tensor:
 
     The graph form of `mmtask.data.image_header.read_image_header` (JPEG
     start-of-frame, PNG IHDR, GIF screen, BMP info header, WebP VP8/VP8L/VP8X);
-    reads no pixels and never fails.
+    reads no pixels and never fails. Only a JPEG is read past its first 32
+    bytes, segment by segment up to its start of frame.
     """
-    data = tf.cast(tf.io.decode_raw(image_bytes, tf.uint8), tf.int64)
-    length = tf.size(data, out_type=tf.int64)
-    data = tf.concat([data, tf.zeros([32], tf.int64)], 0)  # fixed-offset reads past the end give 0
+    head = tf.strings.substr(tf.strings.join([image_bytes, _ZEROS]), 0, _HEAD)
+    head = tf.cast(tf.io.decode_raw(head, tf.uint8), tf.float64)
+    values = tf.unstack(tf.cast(tf.linalg.matvec(_WEIGHTS, head), tf.int64))
+    field = dict(zip(_FIELDS, values, strict=True))
 
-    def uint(start, count, big_endian=False):
-        values = tf.gather(data, tf.range(start, start + count))
-        shifts = tf.range(count, dtype=tf.int64) * 8
-        shifts = tf.reverse(shifts, [0]) if big_endian else shifts
-        return tf.reduce_sum(tf.bitwise.left_shift(values, shifts))
+    def where(condition, size, otherwise):
+        return tf.where(condition, tf.stack(size), otherwise)
 
-    def low_bits(value, count):
-        return tf.bitwise.bitwise_and(value, 2**count - 1)
-
-    def starts_with(magic: bytes):
-        if len(magic) > 32:
-            raise ValueError("magic numbers are short")
-        expected = tf.constant(list(magic), tf.int64)
-        return tf.reduce_all(tf.equal(data[: len(magic)], expected)) & (length >= len(magic))
-
-    bmp_core = uint(14, 4) == 12
-    bmp_height = uint(22, 4)
-    bmp_height = tf.abs(tf.where(bmp_height >= 2**31, bmp_height - 2**32, bmp_height))
-    bmp_width = uint(18, 4)
-    bmp_width = tf.where(bmp_width >= 2**31, tf.constant(0, tf.int64), bmp_width)
-    vp8l = uint(21, 4)
-    webp_chunk = uint(12, 4, big_endian=True)
-    webp = tf.where(
-        webp_chunk == _fourcc(b"VP8 "),
-        [low_bits(uint(28, 2), 14), low_bits(uint(26, 2), 14)],
-        tf.where(
-            webp_chunk == _fourcc(b"VP8L"),
-            [low_bits(tf.bitwise.right_shift(vp8l, 14), 14) + 1, low_bits(vp8l, 14) + 1],
-            tf.where(
-                webp_chunk == _fourcc(b"VP8X"),
-                [uint(27, 3) + 1, uint(24, 3) + 1],
-                tf.zeros([2], tf.int64),
+    none = tf.zeros([2], tf.int64)
+    bmp_height = field["bmp_height"]
+    bmp_height = tf.where(bmp_height >= 2**31, 2**32 - bmp_height, bmp_height)  # top-down rows
+    bmp_width = tf.where(field["bmp_width"] >= 2**31, tf.constant(0, tf.int64), field["bmp_width"])
+    bmp = where(
+        field["bmp_info"] == 12,
+        [field["core_height"], field["core_width"]],
+        [bmp_height, bmp_width],
+    )
+    vp8l = field["vp8l"]
+    vp8l_width = tf.bitwise.bitwise_and(vp8l, 0x3FFF) + 1
+    vp8l_height = tf.bitwise.bitwise_and(tf.bitwise.right_shift(vp8l, 14), 0x3FFF) + 1
+    webp = where(
+        field["chunk"] == _fourcc(b"VP8 "),
+        [tf.bitwise.bitwise_and(field[f"vp8_{side}"], 0x3FFF) for side in ("height", "width")],
+        where(
+            field["chunk"] == _fourcc(b"VP8L"),
+            [vp8l_height, vp8l_width],
+            where(
+                field["chunk"] == _fourcc(b"VP8X"),
+                [field["vp8x_height"] + 1, field["vp8x_width"] + 1],
+                none,
             ),
         ),
     )
-    candidates = [
-        (starts_with(b"\x89PNG\r\n\x1a\n"), [uint(20, 4, True), uint(16, 4, True)]),
-        (
-            starts_with(b"GIF87a") | starts_with(b"GIF89a"),
-            [uint(8, 2), uint(6, 2)],
-        ),
-        (
-            starts_with(b"BM") & (length >= 26),
-            tf.where(bmp_core, [uint(20, 2), uint(18, 2)], [bmp_height, bmp_width]),
-        ),
-        (starts_with(b"RIFF") & (uint(8, 4, True) == _fourcc(b"WEBP")), webp),
-    ]
-    size = tf.zeros([2], tf.int64)
-    for matches, candidate in reversed(candidates):
-        size = tf.where(matches, tf.stack(candidate), size)
-    size = tf.cond(starts_with(b"\xff\xd8\xff"), lambda: _jpeg_size(data, length), lambda: size)
-    return tf.where(tf.reduce_all(size > 0), size, tf.zeros([2], tf.int64))
+    magic, magic4 = field["magic"], field["magic4"]
+    is_gif = (magic == _fourcc(b"GIF8")) & (
+        (tf.bitwise.right_shift(magic4, 16) == _fourcc(b"7a"))
+        | (tf.bitwise.right_shift(magic4, 16) == _fourcc(b"9a"))
+    )
+    size = where((magic == _fourcc(b"RIFF")) & (field["magic8"] == _fourcc(b"WEBP")), webp, none)
+    size = tf.where(tf.bitwise.right_shift(magic, 16) == _fourcc(b"\0\0BM"), bmp, size)
+    size = where(is_gif, [field["gif_height"], field["gif_width"]], size)
+    is_png = (magic == _fourcc(b"\x89PNG")) & (magic4 == _fourcc(b"\r\n\x1a\n"))
+    size = where(is_png, [field["png_height"], field["png_width"]], size)
+    is_jpeg = tf.bitwise.right_shift(magic, 8) == _fourcc(b"\0\xff\xd8\xff")
+    size = tf.cond(is_jpeg, lambda: _jpeg_size(image_bytes), lambda: size)
+    return tf.where(tf.reduce_all(size > 0), size, none)
 
 
 def _fourcc(code: bytes) -> int:
     return int.from_bytes(code, "big")
 
 
-def _jpeg_size(data: tf.Tensor, length: tf.Tensor) -> tf.Tensor:
-    """(height, width) from a JPEG's first start-of-frame segment; (0, 0) where none is found."""
-    sof = tf.constant(sorted(set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}), tf.int64)
-    standalone = tf.constant([0x01, *range(0xD0, 0xD8)], tf.int64)
+def _field_weights(fields: dict[str, tuple[int, int, str]], length: int) -> np.ndarray:
+    """Rows that turn `length` bytes into each field's unsigned int by one matrix product."""
+    weights = np.zeros((len(fields), length))
+    for row, (start, count, order) in enumerate(fields.values()):
+        powers = 256.0 ** np.arange(count)
+        weights[row, start : start + count] = powers[::-1] if order == "big" else powers
+    return weights
 
-    def uint16(at):
-        return data[at] * 256 + data[at + 1]
+
+# Header fields read at fixed offsets: name -> (first byte, bytes, byte order).
+_HEADER_FIELDS = {
+    "magic": (0, 4, "big"),
+    "magic4": (4, 4, "big"),
+    "magic8": (8, 4, "big"),
+    "chunk": (12, 4, "big"),
+    "png_width": (16, 4, "big"),
+    "png_height": (20, 4, "big"),
+    "gif_width": (6, 2, "little"),
+    "gif_height": (8, 2, "little"),
+    "bmp_info": (14, 4, "little"),
+    "bmp_width": (18, 4, "little"),
+    "bmp_height": (22, 4, "little"),
+    "core_width": (18, 2, "little"),
+    "core_height": (20, 2, "little"),
+    "vp8_width": (26, 2, "little"),
+    "vp8_height": (28, 2, "little"),
+    "vp8x_width": (24, 3, "little"),
+    "vp8x_height": (27, 3, "little"),
+    "vp8l": (21, 4, "little"),
+}
+_HEAD = 32
+_ZEROS = b"\0" * _HEAD
+_FIELDS = list(_HEADER_FIELDS)
+_WEIGHTS = _field_weights(_HEADER_FIELDS, _HEAD)
+# A JPEG segment start: FF, marker, 2-byte length; a start of frame then has precision,
+# height and width. Rows give marker, length, height, width from 9 bytes.
+_SEGMENT_WEIGHTS = _field_weights(
+    {
+        "marker": (1, 1, "big"),
+        "length": (2, 2, "big"),
+        "height": (5, 2, "big"),
+        "width": (7, 2, "big"),
+    },
+    9,
+)
+_JPEG_SOF = sorted(set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC})
+_JPEG_STANDALONE = [0x01, *range(0xD0, 0xD8)]
+
+
+def _jpeg_size(image_bytes: tf.Tensor) -> tf.Tensor:
+    """(height, width) from a JPEG's first start-of-frame segment; (0, 0) where none is found."""
+    data = tf.io.decode_raw(image_bytes, tf.uint8)
+    length = tf.size(data, out_type=tf.int64)
 
     def searching(position, size):
-        return (position + 9 <= length) & tf.reduce_all(tf.equal(size, 0)) & (position >= 0)
+        return (position >= 0) & (position + 9 <= length) & tf.reduce_all(tf.equal(size, 0))
 
     def step(position, size):
-        marker = data[position + 1]
-        is_sof = tf.reduce_any(tf.equal(sof, marker))
-        found = tf.stack([uint16(position + 5), uint16(position + 7)])
+        segment = tf.cast(tf.slice(data, [position], [9]), tf.float64)
+        marker, segment_length, height, width = tf.unstack(
+            tf.cast(tf.linalg.matvec(_SEGMENT_WEIGHTS, segment), tf.int64)
+        )
         next_position = tf.where(
             marker == 0xFF,
-            position + 1,
+            position + 1,  # a fill byte
             tf.where(
-                tf.reduce_any(tf.equal(standalone, marker)),
+                tf.reduce_any(tf.equal(marker, _JPEG_STANDALONE)),
                 position + 2,
-                position + 2 + uint16(position + 2),
+                position + 2 + segment_length,
             ),
         )
-        broken = data[position] != 0xFF
-        # A walk off the segment structure stops, with no size.
+        broken = segment[0] != 0xFF  # off the segment structure: stop, with no size
+        is_sof = tf.reduce_any(tf.equal(marker, _JPEG_SOF)) & ~broken
         next_position = tf.where(broken, tf.constant(-1, tf.int64), next_position)
-        size = tf.where(is_sof & ~broken, found, size)
-        return next_position, size
+        return next_position, tf.where(is_sof, tf.stack([height, width]), size)
 
     _, size = tf.while_loop(
         searching,
