@@ -90,6 +90,8 @@ def _read(
         max_image_pixels=max_image_pixels or MAX_IMAGE_PIXELS,
     )
     print(posts.report.summary(), file=sys.stderr)
+    if not len(posts):
+        raise MmtaskError(f"no usable posts: {posts.report.summary()}")
     return posts
 
 

@@ -11,6 +11,7 @@ import csv
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from bad_input_corpus import CASES, GOOD_IDS, SIZE
 
 import mmtask.training
@@ -19,6 +20,7 @@ from mmtask.data import make_dataset, read_manifest, read_mvsa
 from mmtask.errors import DataError
 
 MODES = ("raise", "skip")
+CASES_BY_NAME = {case.name: case for case in CASES}
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +121,25 @@ def test_every_case_is_kept_skipped_or_an_error(
             assert [row["id"] for row in csv.DictReader(handle)] == expected_ids(case)
         if case.reason:
             assert f"{case.reason}: 1 [{case.key}]" in err
+
+
+def test_the_pixel_limit_is_configurable(corpus, cli_model, tmp_path, capsys):
+    data = corpus["jpeg"]  # 8 x 8 images: 64 pixels
+    posts = read(data, "skip", ())
+    assert posts.ids == expected_ids(CASES_BY_NAME["jpeg"])
+    # Posts that skip the readers' check still meet the limit in the pipeline, by name.
+    with pytest.raises(tf.errors.InvalidArgumentError, match="more pixels than the limit of 63"):
+        list(make_dataset(posts, image_size=SIZE, max_image_pixels=63))
+    with pytest.raises(tf.errors.InvalidArgumentError) as info:
+        list(make_dataset(posts.select(["x"]), image_size=SIZE, max_image_pixels=63))
+    assert posts.image_paths[-1] in str(info.value)
+    assert len(list(make_dataset(posts, image_size=SIZE, max_image_pixels=64))) == 1
+
+    out = tmp_path / "predictions.csv"
+    arguments = cli_arguments(data, CASES_BY_NAME["jpeg"], "skip", cli_model, out)
+    capsys.readouterr()
+    assert main([*arguments, "--max-image-pixels", "63"]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("mmtask predict: error: no usable posts")
+    assert "image_too_large: 3 [g1, g2, x]" in err[-1]
+    assert not out.exists()
