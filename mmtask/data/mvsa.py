@@ -134,7 +134,7 @@ def read_mvsa(
         image_allowed_missing = problem == "missing_file" and "image" in allowed
         # A post keeps at least one of its two modalities.
         if text_problem and ("text" not in allowed or problem == "missing_file"):
-            what = "not found" if text is None else "empty"
+            what = "not found" if text is None else "is empty"
             message = f"text file of post {post_id} {what}: {text_path}"
             policy.fail(text_problem, post_id, message, label_file, line)
             continue
