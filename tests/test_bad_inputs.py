@@ -143,3 +143,15 @@ def test_the_pixel_limit_is_configurable(corpus, cli_model, tmp_path, capsys):
     assert err[-1].startswith("mmtask predict: error: no usable posts")
     assert "image_too_large: 3 [g1, g2, x]" in err[-1]
     assert not out.exists()
+
+
+def test_posts_built_by_hand_are_checked_in_the_pipeline(tmp_path):
+    from bad_input_corpus import png_bomb
+
+    from mmtask.data import Posts, ReadReport
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_bomb())
+    posts = Posts(["b"], ["text"], [str(bomb)], {}, {}, ReadReport("by hand"))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="bomb.png"):
+        list(make_dataset(posts, image_size=SIZE))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -211,6 +212,7 @@ def read_manifest(
         for column in label_columns:
             raw_labels[column].append(values[column])
 
+    report.image_pixel_limit = math.inf if max_image_pixels is None else max_image_pixels
     report.read = len(ids)
     names, labels = {}, {}
     for column in label_columns:

@@ -8,6 +8,7 @@ against negative) keep their text and image labels and have no post label.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -154,6 +155,7 @@ def read_mvsa(
         text_labels.append(text_label)
         image_labels.append(image_label)
 
+    report.image_pixel_limit = math.inf if max_image_pixels is None else max_image_pixels
     report.read = len(kept)
     post_labels = [merge_post_label(t, i) for t, i in zip(text_labels, image_labels, strict=True)]
     return Posts(

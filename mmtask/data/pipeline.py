@@ -71,7 +71,8 @@ def make_dataset(
         max_image_pixels: int | None. An image whose header gives more pixels
             stops the iteration with an error naming its file, before it is
             decoded; None for no limit. The readers skip or reject such
-            images first, with the same limit by default.
+            images first, with the same limit by default; posts a reader
+            checked against this limit or a lower one are not checked again.
 
     Raises:
         ValueError: neither `model` nor `image_size` is given, or they disagree.
@@ -88,6 +89,9 @@ def make_dataset(
     images_read = model is None or "image" in model.modalities
     image_precomputed = "image" in posts.features
     size = _image_size(model, image_size, needed=images_read and not image_precomputed)
+    checked = posts.report.image_pixel_limit
+    if max_image_pixels is not None and checked is not None and checked <= max_image_pixels:
+        max_image_pixels = None  # the reader checked every image against this limit or less
 
     def load(features, labels, masks):
         if image_precomputed or not images_read:

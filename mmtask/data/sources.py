@@ -7,6 +7,7 @@ for prediction only.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -145,6 +146,7 @@ def read_folder(
         raise DataError(
             "no posts found (expected ID.txt files with images beside them)", str(folder)
         )
+    report.image_pixel_limit = math.inf if max_image_pixels is None else max_image_pixels
     report.read = len(ids)
     return Posts(ids, texts, images, {}, {}, report)
 
