@@ -131,7 +131,9 @@ def read_mvsa(
         line, text_label, image_label = rows[post_id]
         text_path = root / "data" / f"{post_id}.txt"
         text = read_text_file(text_path) if text_path.is_file() else None
-        text_problem = "missing_text" if text is None else None if text else "empty_text"
+        text_problem = None
+        if not text:
+            text_problem = "missing_text" if text is None else "empty_text"
         image_allowed_missing = problem == "missing_file" and "image" in allowed
         # A post keeps at least one of its two modalities.
         if text_problem and ("text" not in allowed or problem == "missing_file"):
