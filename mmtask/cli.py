@@ -70,8 +70,10 @@ def _read(
     label_names: dict | None = None,
     data: str | None = None,
     label_types: dict | None = None,
+    max_image_pixels: int | None = None,
 ):
     from mmtask.data import read_posts
+    from mmtask.data.image_header import MAX_IMAGE_PIXELS
 
     posts = read_posts(
         data or args.data,
@@ -86,8 +88,11 @@ def _read(
         label_types={**_label_types(args.label_types), **(label_types or {})},
         labelled=labelled,
         allow_missing=args.allow_missing,
+        max_image_pixels=max_image_pixels or MAX_IMAGE_PIXELS,
     )
     print(posts.report.summary(), file=sys.stderr)
+    if not len(posts):
+        raise MmtaskError(f"no usable posts: {posts.report.summary()}")
     return posts
 
 
@@ -252,9 +257,15 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     model = _load_predictor(args)
     posts = _read(
-        args, split=args.split, label_names=model.label_names, label_types=model.label_types
+        args,
+        split=args.split,
+        label_names=model.label_names,
+        label_types=model.label_types,
+        max_image_pixels=_pixel_limit(args),
     )
-    data = make_dataset(posts, model=model, batch_size=args.batch_size)
+    data = make_dataset(
+        posts, model=model, batch_size=args.batch_size, max_image_pixels=_pixel_limit(args)
+    )
     report = evaluate_model(model, data, verbose=args.verbose)
     print(report.table())
     if args.out:
@@ -266,8 +277,11 @@ def _predict(args: argparse.Namespace) -> None:
     from mmtask.data import features_only, make_dataset
 
     model = _load_predictor(args)
-    posts = _read(args, split=args.split, labelled=False)
-    data = features_only(make_dataset(posts, model=model, batch_size=args.batch_size))
+    posts = _read(args, split=args.split, labelled=False, max_image_pixels=_pixel_limit(args))
+    dataset = make_dataset(
+        posts, model=model, batch_size=args.batch_size, max_image_pixels=_pixel_limit(args)
+    )
+    data = features_only(dataset)
     outputs = model.predict(data, verbose=args.verbose)
     columns = {"id": posts.ids}
     for task in model.tasks:
@@ -279,7 +293,8 @@ def _predict(args: argparse.Namespace) -> None:
         writer = csv.writer(handle)
         writer.writerow(columns)
         writer.writerows(zip(*columns.values(), strict=True))
-    print(f"predictions: {out} ({len(posts)} posts)")
+    skipped = f", {posts.report.num_skipped} skipped" if posts.report.num_skipped else ""
+    print(f"predictions: {out} ({len(posts)} posts{skipped})")
 
 
 def _pretrain(args: argparse.Namespace) -> None:
@@ -396,6 +411,13 @@ def _add_tta_argument(parser: argparse.ArgumentParser) -> None:
         help="test-time augmentation: average the predictions over these image views "
         "(original, flip, crop, flip_crop), e.g. --tta original flip",
     )
+
+
+def _pixel_limit(args: argparse.Namespace) -> int:
+    """`--max-image-pixels`, or the readers' default limit."""
+    from mmtask.data.image_header import MAX_IMAGE_PIXELS
+
+    return args.max_image_pixels or MAX_IMAGE_PIXELS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -610,6 +632,13 @@ def build_parser() -> argparse.ArgumentParser:
     retrieve.add_argument("--query", nargs="*", help="texts to find images for")
     retrieve.add_argument("--batch-size", type=int, default=64)
     retrieve.set_defaults(run=_retrieve)
+    for command in (evaluate, predict):
+        command.add_argument(
+            "--max-image-pixels",
+            type=_positive_int,
+            help="images whose header gives more pixels (width x height) are bad posts, "
+            "found before decoding (default 50000000)",
+        )
     for command in (train, evaluate, predict):
         command.add_argument(
             "--verbose",

@@ -11,13 +11,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from mmtask.data.image_check import IMAGE_PROBLEMS, check_image_file
+from mmtask.data.image_check import check_image_files, image_problem_message
+from mmtask.data.image_header import MAX_IMAGE_PIXELS
 from mmtask.data.posts import LABEL_FORMS, ErrorPolicy, Posts, ReadReport, check_allow_missing
 from mmtask.data.text_io import decode_bytes, read_text_file
 from mmtask.errors import DataError, MmtaskError
@@ -43,6 +45,7 @@ def read_manifest(
     allow_missing: Sequence[str] = (),
     label_types: Mapping[str, str] | None = None,
     list_separator: str = LIST_SEPARATOR,
+    max_image_pixels: int | None = MAX_IMAGE_PIXELS,
 ) -> Posts:
     """Read a CSV (`.csv`) or JSON lines (`.jsonl`, `.json`, `.ndjson`) manifest.
 
@@ -73,16 +76,20 @@ def read_manifest(
             Columns not given here take their sorted distinct values (numbers
             sorted as numbers); a regression column's one output is named
             after the column.
-        allow_missing: sequence of "text" / "image". Keep posts whose text file
-            or image (empty cell or absent file) is missing, with an empty text
-            or image path; they are listed in `posts.report.missing`. A post
-            needs at least one of the two; broken images are still errors.
+        allow_missing: sequence of "text" / "image". Keep posts whose text
+            (empty cell, absent or empty file) or image (empty cell or absent
+            file) is missing, with an empty text or image path; they are
+            listed in `posts.report.missing`. A post needs at least one of the
+            two; broken images are still errors.
         on_error: str. "raise" raises a DataError naming the manifest line of
             the first bad row; "skip" leaves bad rows out and records them in
             `posts.report.skipped`.
         label_types: mapping of column -> "classification", "binary",
             "multilabel" or "regression"; columns left out are inferred.
         list_separator: str. Joins the classes of a multi-label cell in a CSV.
+        max_image_pixels: int | None. Images whose header gives more pixels
+            are bad rows (see `read_mvsa`); every image is also decoded once,
+            so a corrupt one is a bad row.
 
     Returns:
         The posts.
@@ -132,6 +139,7 @@ def read_manifest(
             cells = (_label_cell(r.get(column)) for _, r in records if isinstance(r, dict))
             label_types[column] = infer_label_type(list(cells), list_separator)
     folder = path.parent
+    image_problems = _check_images(records, image_column, folder, max_image_pixels)
     ids, texts, image_paths = [], [], []
     raw_labels: dict[str, list] = {column: [] for column in label_columns}
     first_line: dict[str, int] = {}
@@ -168,37 +176,43 @@ def read_manifest(
             continue
         if text_column:
             text = (cells[text_column] or "").replace("\r\n", "\n").replace("\r", "\n")
+            text_file = None
         else:
-            text_path = folder / cells[text_path_column] if cells[text_path_column] else None
-            if text_path is not None and text_path.is_file():
-                text = read_text_file(text_path)
-            elif "text" in allowed:
-                text = ""
-            else:
-                message = f"text file of post {post_id} not found: {text_path}"
-                policy.fail("missing_text", post_id, message, *where)
-                continue
-        image_path = ""
+            text_file = folder / cells[text_path_column] if cells[text_path_column] else None
+            has_file = text_file is not None and text_file.is_file()
+            text = read_text_file(text_file) if has_file else None
+        image_path = folder / cells[image_column] if image_column and cells[image_column] else None
+        problem = None
         if image_column:
-            image_path = folder / cells[image_column] if cells[image_column] else None
-            problem = check_image_file(image_path) if image_path else "missing_file"
-            if problem == "missing_file" and "image" in allowed and text.strip():
-                problem, image_path = None, ""
-                report.add_missing("image", post_id)
-            if problem is not None:
-                message = (
-                    f"image of post {post_id} is unusable, {IMAGE_PROBLEMS[problem]}: {image_path}"
-                )
-                policy.fail(problem, post_id, message, *where)
-                continue
-        if not text.strip():
+            problem = image_problems[image_path] if image_path is not None else "missing_file"
+        image_missing = image_column is None or problem == "missing_file"
+        has_text = bool(text and text.strip())
+        # A post keeps at least one of its two modalities.
+        if not has_text and ("text" not in allowed or image_missing):
+            reason = "missing_text" if text is None else "empty_text"
+            message = f"text of post {post_id} " + ("not found" if text is None else "is empty")
+            message += (
+                f": {text_file}" if text_file else f" (column {text_column or text_path_column!r})"
+            )
+            policy.fail(reason, post_id, message, *where)
+            continue
+        if problem is not None and not (problem == "missing_file" and "image" in allowed):
+            shown = image_path or f"(empty cell in column {image_column!r})"
+            message = f"image of post {post_id} is unusable, "
+            message += image_problem_message(problem, shown, max_image_pixels)
+            policy.fail(problem, post_id, message, *where)
+            continue
+        if problem is not None:
+            report.add_missing("image", post_id)
+        if not has_text:
             report.add_missing("text", post_id)
         ids.append(post_id)
-        texts.append(text)
-        image_paths.append(str(image_path))
+        texts.append(text or "")
+        image_paths.append("" if image_missing else str(image_path))
         for column in label_columns:
             raw_labels[column].append(values[column])
 
+    report.image_pixel_limit = math.inf if max_image_pixels is None else max_image_pixels
     report.read = len(ids)
     names, labels = {}, {}
     for column in label_columns:
@@ -206,6 +220,21 @@ def read_manifest(
             column, label_types[column], raw_labels[column], label_names.get(column)
         )
     return Posts(ids, texts, image_paths, labels, names, report, label_types=label_types)
+
+
+def _check_images(
+    records: list[tuple[int, dict | str]],
+    image_column: str | None,
+    folder: Path,
+    max_pixels: int | None,
+) -> dict[Path, str | None]:
+    """Image path to its problem (None: usable), for every image the records name.
+
+    Checked before the rows are read, together, so the decodes run in parallel.
+    """
+    cells = (_cell(r.get(image_column)) for _, r in records if isinstance(r, dict))
+    paths = list(dict.fromkeys(folder / c for c in cells if image_column and c))
+    return dict(zip(paths, check_image_files(paths, max_pixels), strict=True))
 
 
 def infer_label_type(cells: Sequence[object], list_separator: str = LIST_SEPARATOR) -> str:

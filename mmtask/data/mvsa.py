@@ -8,12 +8,14 @@ against negative) keep their text and image labels and have no post label.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from mmtask.data.image_check import IMAGE_PROBLEMS, check_image_file
+from mmtask.data.image_check import check_image_files, image_problem_message
+from mmtask.data.image_header import MAX_IMAGE_PIXELS
 from mmtask.data.posts import (
     SENTIMENT_LABELS,
     ErrorPolicy,
@@ -61,6 +63,7 @@ def read_mvsa(
     on_error: str = "raise",
     verbose: bool = False,
     allow_missing: Sequence[str] = (),
+    max_image_pixels: int | None = MAX_IMAGE_PIXELS,
 ) -> Posts:
     """Read an MVSA folder into `Posts` with three sentiment tasks.
 
@@ -78,13 +81,20 @@ def read_mvsa(
         on_error: str. "raise" raises a DataError naming the file and line of
             the first bad post (malformed row, unknown label, duplicate id,
             missing text or image, broken image, split id not in the label
-            file); "skip" leaves bad posts out and records them in
-            `posts.report.skipped`.
+            file, a header other than `ID<TAB>text,image`); "skip" leaves bad
+            posts out and records them in `posts.report.skipped` (a bad
+            header is always an error).
         verbose: bool. Show a progress bar while the files are checked.
-        allow_missing: sequence of "text" / "image". Keep posts whose text or
-            image file is absent, with an empty text or image path (the model
-            then predicts from the other modality); they are listed in
-            `posts.report.missing`. Broken files are still errors.
+        allow_missing: sequence of "text" / "image". Keep posts whose text
+            (file absent or empty) or image file is missing, with an empty
+            text or image path (the model then predicts from the other
+            modality); they are listed in `posts.report.missing`. Broken
+            files are still errors, and a post needs one of the two.
+        max_image_pixels: int | None. Images whose header gives more pixels
+            (width x height) are bad posts, found before decoding; None for
+            no limit. Every image is also decoded once (see
+            `mmtask.data.image_check`), so a corrupt one is a bad post here
+            rather than an error in training.
 
     Returns:
         The posts; `posts.report.summary()` says what was read and skipped.
@@ -109,38 +119,45 @@ def read_mvsa(
     ids = list(rows) if split is None else _read_split(_split_file(root, split), rows, seen, policy)
 
     progress = _progress_bar(len(ids)) if verbose else None
+
+    def show(done: int) -> None:
+        if progress is not None and (done % 250 == 0 or done == len(ids)):
+            progress.update(done)
+
+    image_files = [root / "data" / f"{post_id}.jpg" for post_id in ids]
+    image_problems = check_image_files(image_files, max_image_pixels, on_progress=show)
     kept, texts, image_paths, text_labels, image_labels = [], [], [], [], []
-    for count, post_id in enumerate(ids):
-        if progress is not None and count % 250 == 0:
-            progress.update(count)
+    for post_id, image_path, problem in zip(ids, image_files, image_problems, strict=True):
         line, text_label, image_label = rows[post_id]
         text_path = root / "data" / f"{post_id}.txt"
-        image_path = root / "data" / f"{post_id}.jpg"
-        has_text = text_path.is_file()
-        problem = check_image_file(image_path)
-        if not has_text and ("text" not in allowed or problem == "missing_file"):
-            problem = "missing_text"  # a post keeps at least one of its two modalities
-        elif problem == "missing_file" and "image" in allowed:
-            problem, image_path = None, ""
-            report.add_missing("image", post_id)
-        if problem is not None:
-            if problem == "missing_text":
-                message = f"text file of post {post_id} not found: {text_path}"
-            else:
-                message = f"image of post {post_id} is unusable, {IMAGE_PROBLEMS[problem]}: "
-                message += str(image_path)
+        text = read_text_file(text_path) if text_path.is_file() else None
+        text_problem = None
+        if not text:
+            text_problem = "missing_text" if text is None else "empty_text"
+        image_allowed_missing = problem == "missing_file" and "image" in allowed
+        # A post keeps at least one of its two modalities.
+        if text_problem and ("text" not in allowed or problem == "missing_file"):
+            what = "not found" if text is None else "is empty"
+            message = f"text file of post {post_id} {what}: {text_path}"
+            policy.fail(text_problem, post_id, message, label_file, line)
+            continue
+        if problem is not None and not image_allowed_missing:
+            message = f"image of post {post_id} is unusable, "
+            message += image_problem_message(problem, image_path, max_image_pixels)
             policy.fail(problem, post_id, message, label_file, line)
             continue
-        if not has_text:
+        if image_allowed_missing:
+            image_path = ""
+            report.add_missing("image", post_id)
+        if text_problem:
             report.add_missing("text", post_id)
         kept.append(post_id)
-        texts.append(read_text_file(text_path) if has_text else "")
+        texts.append(text or "")
         image_paths.append(str(image_path))
         text_labels.append(text_label)
         image_labels.append(image_label)
-    if progress is not None:
-        progress.update(len(ids))
 
+    report.image_pixel_limit = math.inf if max_image_pixels is None else max_image_pixels
     report.read = len(kept)
     post_labels = [merge_post_label(t, i) for t, i in zip(text_labels, image_labels, strict=True)]
     return Posts(
@@ -168,7 +185,8 @@ def _read_label_file(
             continue
         fields = [field.strip() for field in line.split("\t")]
         if line_number == 1 and fields[0].lower() == "id":
-            continue  # the header "ID\ttext,image"
+            _check_header(fields, line, path)
+            continue
         labels = fields[1].split(",") if len(fields) == 2 else []
         post_id = fields[0]
         if len(labels) != 2 or not post_id or any(c in post_id for c in "/\\"):
@@ -204,6 +222,17 @@ def _read_label_file(
             continue
         rows[post_id] = (line_number, text_label, image_label)
     return rows, set(first_line)
+
+
+def _check_header(fields: list[str], line: str, path: Path) -> None:
+    """A header names the label columns: read in another order, every label would be wrong."""
+    columns = fields[1].replace(" ", "").lower() if len(fields) == 2 else ""
+    if columns != "text,image":
+        raise DataError(
+            f"header must be 'ID<TAB>text,image' (the text label first). Received: {line!r}",
+            str(path),
+            1,
+        )
 
 
 def _split_file(root: Path, split: str | Path) -> Path:

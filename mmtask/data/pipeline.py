@@ -10,7 +10,8 @@ import numpy as np
 import tensorflow as tf
 
 from mmtask.data.augment import augment_image
-from mmtask.data.images import decode_image, image_size_pair, missing_image
+from mmtask.data.image_header import MAX_IMAGE_PIXELS
+from mmtask.data.images import decode_image, header_image_size, image_size_pair, missing_image
 from mmtask.data.posts import Posts
 
 CACHED_SHUFFLE_BUFFER = 1024
@@ -30,6 +31,7 @@ def make_dataset(
     seed: int | None = None,
     drop_remainder: bool = False,
     repeat: bool = False,
+    max_image_pixels: int | None = MAX_IMAGE_PIXELS,
 ) -> tf.data.Dataset:
     """A dataset of `(features, labels, masks)` batches.
 
@@ -66,6 +68,11 @@ def make_dataset(
             gives the same batches on every run.
         drop_remainder: bool. Drop the last batch when smaller than `batch_size`.
         repeat: bool. Repeat forever.
+        max_image_pixels: int | None. An image whose header gives more pixels
+            stops the iteration with an error naming its file, before it is
+            decoded; None for no limit. The readers skip or reject such
+            images first, with the same limit by default; posts a reader
+            checked against this limit or a lower one are not checked again.
 
     Raises:
         ValueError: neither `model` nor `image_size` is given, or they disagree.
@@ -82,6 +89,9 @@ def make_dataset(
     images_read = model is None or "image" in model.modalities
     image_precomputed = "image" in posts.features
     size = _image_size(model, image_size, needed=images_read and not image_precomputed)
+    checked = posts.report.image_pixel_limit
+    if max_image_pixels is not None and checked is not None and checked <= max_image_pixels:
+        max_image_pixels = None  # the reader checked every image against this limit or less
 
     def load(features, labels, masks):
         if image_precomputed or not images_read:
@@ -89,7 +99,7 @@ def make_dataset(
         path = features["image"]
         image = tf.cond(
             tf.strings.length(path) > 0,
-            lambda: decode_image(tf.io.read_file(path), size),
+            lambda: _read_image(path, size, max_image_pixels),
             lambda: missing_image(size),
         )
         return {"text": features["text"], "image": image}, labels, masks
@@ -116,6 +126,18 @@ def make_dataset(
         batch_size=batch_size,
         drop_remainder=drop_remainder,
     )
+
+
+def _read_image(path: tf.Tensor, size: tuple[int, int], max_pixels: int | None) -> tf.Tensor:
+    """The decoded image file at `path`; one over `max_pixels` fails, naming the file."""
+    image_bytes = tf.io.read_file(path)
+    if max_pixels is not None:
+        pixels = tf.reduce_prod(header_image_size(image_bytes))
+        message = f"image has more pixels than the limit of {max_pixels} (max_image_pixels):"
+        check = tf.debugging.Assert(pixels <= max_pixels, [message, path, pixels])
+        with tf.control_dependencies([check]):
+            image_bytes = tf.identity(image_bytes)
+    return decode_image(image_bytes, size, max_pixels=None)
 
 
 def _filled(labels: np.ndarray) -> np.ndarray:

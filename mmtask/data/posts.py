@@ -48,12 +48,18 @@ class ReadReport:
             ids of the posts skipped for it (or "file:line" where no id applies).
         missing: dict[str, list[str]]. Modality ("text", "image") to the ids of
             posts kept without it, where the reader was allowed to.
+        image_pixel_limit: float | None. The pixel limit every image kept was
+            checked against (header and full decode, see
+            `mmtask.data.image_check`), math.inf for no limit; None where the
+            images were not checked (posts built by hand), so the pipeline
+            checks them.
     """
 
     source: str
     read: int = 0
     skipped: dict[str, list[str]] = field(default_factory=dict)
     missing: dict[str, list[str]] = field(default_factory=dict)
+    image_pixel_limit: float | None = None
 
     @property
     def num_skipped(self) -> int:
@@ -174,7 +180,9 @@ class Posts:
                 f"these posts come from {self.report.source}."
             )
         index = np.asarray([position[post_id] for post_id in ids], dtype=np.int64)
-        report = ReadReport(self.report.source, read=len(ids), skipped=dict(self.report.skipped))
+        report = dataclasses.replace(
+            self.report, read=len(ids), skipped=dict(self.report.skipped), missing={}
+        )
         return Posts(
             ids=ids,
             texts=[self.texts[i] for i in index],

@@ -7,17 +7,19 @@ for prediction only.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from mmtask.data.image_check import check_image_file
+from mmtask.data.image_check import check_image_files, image_problem_message
+from mmtask.data.image_header import MAX_IMAGE_PIXELS
 from mmtask.data.manifest import CSV_SUFFIXES, JSONL_SUFFIXES, read_manifest
 from mmtask.data.mvsa import LABEL_FILE, read_mvsa
-from mmtask.data.posts import ErrorPolicy, Posts, ReadReport
+from mmtask.data.posts import ErrorPolicy, Posts, ReadReport, check_allow_missing
 from mmtask.data.text_io import read_text_file
 from mmtask.errors import DataError, MmtaskError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
 
 
 def read_posts(
@@ -34,6 +36,7 @@ def read_posts(
     labelled: bool = True,
     allow_missing: Sequence[str] = (),
     label_types: Mapping[str, str] | None = None,
+    max_image_pixels: int | None = MAX_IMAGE_PIXELS,
 ) -> Posts:
     """Read posts from an MVSA folder, a manifest, or (unlabelled) a folder of pairs.
 
@@ -47,6 +50,8 @@ def read_posts(
             read as unlabelled posts.
         allow_missing: sequence of "text" / "image": keep posts missing one of
             them (see `read_mvsa`).
+        max_image_pixels: int | None. Largest image (width x height) read
+            (see `read_mvsa`); None for no limit.
     """
     path = Path(path)
     if not path.exists():
@@ -72,24 +77,40 @@ def read_posts(
             on_error=on_error,
             allow_missing=allow_missing,
             label_types={c: t for c, t in (label_types or {}).items() if c in label_columns},
+            max_image_pixels=max_image_pixels,
         )
     if (path / LABEL_FILE).is_file() or labelled:
-        return read_mvsa(path, split=split, on_error=on_error, allow_missing=allow_missing)
-    return read_folder(path, on_error=on_error)
+        return read_mvsa(
+            path,
+            split=split,
+            on_error=on_error,
+            allow_missing=allow_missing,
+            max_image_pixels=max_image_pixels,
+        )
+    return read_folder(
+        path, on_error=on_error, allow_missing=allow_missing, max_image_pixels=max_image_pixels
+    )
 
 
-def read_folder(root: str | Path, on_error: str = "raise") -> Posts:
+def read_folder(
+    root: str | Path,
+    on_error: str = "raise",
+    allow_missing: Sequence[str] = (),
+    max_image_pixels: int | None = MAX_IMAGE_PIXELS,
+) -> Posts:
     """Read unlabelled posts: every `ID.txt` with an image `ID.<ext>` beside it.
 
     Looks in `root/data` when it exists (the MVSA layout), else in `root`.
-    A text without an image, or a bad image, is an error or (with
-    `on_error="skip"`) a skipped post.
+    A text without an image, a bad image, or an empty text (unless
+    `allow_missing` holds "text") is an error or (with `on_error="skip"`) a
+    skipped post; images are checked as `read_mvsa` checks them.
     """
     root = Path(root)
     folder = root / "data" if (root / "data").is_dir() else root
     report = ReadReport(source=str(root))
     policy = ErrorPolicy(on_error, report)
-    ids, texts, images = [], [], []
+    allowed = check_allow_missing(allow_missing)
+    pairs = []
     for text_path in sorted(folder.glob("*.txt"), key=_natural_key):
         post_id = text_path.stem
         image_path = next(
@@ -98,17 +119,34 @@ def read_folder(root: str | Path, on_error: str = "raise") -> Posts:
         if image_path is None:
             policy.fail("missing_file", post_id, "no image file beside this text", text_path, None)
             continue
-        problem = check_image_file(image_path)
+        pairs.append((post_id, text_path, image_path))
+    ids, texts, images = [], [], []
+    problems = check_image_files([image for *_, image in pairs], max_image_pixels)
+    for (post_id, text_path, image_path), problem in zip(pairs, problems, strict=True):
         if problem is not None:
-            policy.fail(problem, post_id, problem.replace("_", " "), image_path, None)
+            message = image_problem_message(problem, image_path, max_image_pixels)
+            policy.fail(
+                problem,
+                post_id,
+                f"image of post {post_id} is unusable, {message}",
+                image_path,
+                None,
+            )
             continue
+        text = read_text_file(text_path)
+        if not text and "text" not in allowed:
+            policy.fail("empty_text", post_id, "the text file is empty", text_path, None)
+            continue
+        if not text:
+            report.add_missing("text", post_id)
         ids.append(post_id)
-        texts.append(read_text_file(text_path))
+        texts.append(text)
         images.append(str(image_path))
     if not ids and not report.num_skipped:
         raise DataError(
             "no posts found (expected ID.txt files with images beside them)", str(folder)
         )
+    report.image_pixel_limit = math.inf if max_image_pixels is None else max_image_pixels
     report.read = len(ids)
     return Posts(ids, texts, images, {}, {}, report)
 

@@ -27,8 +27,9 @@ def decode_text(raw: bytes) -> str:
 
     UTF-8 is tried first (a leading BOM is dropped); bytes that are not valid
     UTF-8 are read as cp1252, with the bytes cp1252 leaves undefined read as
-    latin-1. Line ends (CRLF, CR) become LF and surrounding whitespace is
-    stripped.
+    latin-1. Line ends (CRLF, CR) become LF, NUL characters (left by broken
+    writers, never part of a text) are dropped and surrounding whitespace is
+    stripped, so a file of NULs reads as an empty text.
 
     Args:
         raw: bytes. The file's content.
@@ -40,15 +41,19 @@ def decode_text(raw: bytes) -> str:
         >>> decode_text(b"caf\\xe9\\r\\n")
         'café'
     """
-    return decode_bytes(raw).replace("\r\n", "\n").replace("\r", "\n").strip()
+    text = decode_bytes(raw).replace("\x00", "")
+    return text.replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
 def decode_bytes(raw: bytes) -> str:
     """Decode bytes as UTF-8 (without BOM), else cp1252 with latin-1 for its undefined bytes.
 
-    Unlike `decode_text`, line ends and whitespace are kept, so line numbers
-    of a data file stay right.
+    A UTF-16 byte order mark (as spreadsheet programs write "Unicode text")
+    reads the bytes as UTF-16. Unlike `decode_text`, line ends and whitespace
+    are kept, so line numbers of a data file stay right.
     """
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return raw.decode("utf-16", errors=_LATIN1_FALLBACK)
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:

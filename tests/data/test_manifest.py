@@ -185,12 +185,17 @@ def test_text_only_manifest(tmp_path):
         "text,label\r\ngreat flight,positive\r\nlost my bag,negative\r\n,neutral\r\n",
         newline="",
     )
-    posts = read_manifest(
-        tmp_path / "texts.csv", image_column=None, text_column="text", label_columns=["label"]
-    )
-    assert posts.texts == ["great flight", "lost my bag", ""]
-    assert posts.image_paths == ["", "", ""]
-    assert posts.labels["label"].tolist() == [2, 0, 1]
+    kwargs = dict(image_column=None, text_column="text", label_columns=["label"])
+    # A post with neither a text nor an image is bad, even when texts may be missing.
+    for allow_missing in ((), ("text",)):
+        with pytest.raises(DataError, match="text of post 3 is empty") as info:
+            read_manifest(tmp_path / "texts.csv", allow_missing=allow_missing, **kwargs)
+        assert info.value.line == 4
+    posts = read_manifest(tmp_path / "texts.csv", on_error="skip", **kwargs)
+    assert posts.texts == ["great flight", "lost my bag"]
+    assert posts.image_paths == ["", ""]
+    assert posts.labels["label"].tolist() == [1, 0]
+    assert posts.report.skipped == {"empty_text": ["3"]}
 
 
 def test_posts_without_images_get_missing_images(tmp_path):
