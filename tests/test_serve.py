@@ -21,10 +21,10 @@ from PIL import Image
 from tiny_models import TASKS, make_model
 
 from mmtask.data import decode_image
+from mmtask.data.image_header_ops import BMP, GIF, JPEG, PNG, UNKNOWN, WEBP, image_header
 from mmtask.data.images import missing_image
 from mmtask.errors import MmtaskError
 from mmtask.export import export_saved_model
-from mmtask.export.image_header import BMP, GIF, JPEG, PNG, UNKNOWN, WEBP, image_header
 from mmtask.serving import ModelServer, open_model
 
 IMAGE_SIZE = 16

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from mmtask.data.image_header_ops import UNKNOWN, image_header
 from mmtask.data.images import decode_image, image_size_pair, missing_image
-from mmtask.export.image_header import UNKNOWN, image_header
 
 IMAGE_STATUSES = ("ok", "missing", "undecodable", "too_large")
 """`image_status` values: decoded; no bytes sent; not a readable image; over the pixel limit."""
@@ -55,7 +55,7 @@ def decode_image_batch(
         status = checked_status(data, max_pixels)
         image = tf.cond(
             tf.equal(status, OK),
-            lambda: decode_image(data, (height, width)),
+            lambda: decode_image(data, (height, width), max_pixels=None),
             lambda: missing_image((height, width)),
         )
         return index, status, image

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from mmtask.data.image_header import MAX_JPEG_SEGMENTS
+
 UNKNOWN, JPEG, PNG, GIF, BMP, WEBP = range(6)
 FORMATS = ("unknown", "jpeg", "png", "gif", "bmp", "webp")
 
-JPEG_MAX_SEGMENTS = 512
-"""Segments read before a JPEG's frame header (SOF) at most; real files have a handful."""
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Start-of-frame markers (the frame header holding the size): C0..CF without
@@ -106,7 +106,7 @@ def _jpeg_size(data: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     one, two = tf.constant(1, tf.int64), tf.constant(2, tf.int64)
 
     def searching(position, steps, found, height, width):
-        return ~found & (position + 4 <= length) & (steps < JPEG_MAX_SEGMENTS)
+        return ~found & (position + 4 <= length) & (steps < MAX_JPEG_SEGMENTS)
 
     def step(position, steps, found, height, width):
         head = _bytes_at(data, position, 9)
