@@ -137,7 +137,7 @@ def _train_locked(args: argparse.Namespace) -> None:
         spec.training.cache_frozen_encoders = False
     if args.image_size is not None:
         spec.model.image_size = args.image_size
-    train_posts = _read(args, split=args.train_split)
+    train_posts = _read(args, split=args.train_split, max_image_pixels=_pixel_limit(args))
     val_posts = None
     if args.val_fraction is not None:
         if args.val_split or args.val_data:
@@ -150,6 +150,7 @@ def _train_locked(args: argparse.Namespace) -> None:
             label_names=train_posts.label_names,
             data=args.val_data,
             label_types=train_posts.label_types,
+            max_image_pixels=_pixel_limit(args),
         )
     result = train(
         spec,
@@ -632,7 +633,7 @@ def build_parser() -> argparse.ArgumentParser:
     retrieve.add_argument("--query", nargs="*", help="texts to find images for")
     retrieve.add_argument("--batch-size", type=int, default=64)
     retrieve.set_defaults(run=_retrieve)
-    for command in (evaluate, predict):
+    for command in (train, evaluate, predict):
         command.add_argument(
             "--max-image-pixels",
             type=_positive_int,

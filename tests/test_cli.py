@@ -460,3 +460,11 @@ def test_ensemble_and_tta_predict_the_mean_of_their_parts(workspace, tmp_path):
         )
         == 2
     )
+
+
+def test_train_reads_with_the_pixel_limit_it_is_given(workspace, tmp_path, capsys):
+    root, data, run = workspace
+    argv = ["train", "--data", str(data), "--train-split", "train", "--out", str(tmp_path / "r")]
+    assert main([*argv, "--max-image-pixels", "10"]) == 2
+    error = capsys.readouterr().err
+    assert "over the limit of 10" in error and len(error.strip().splitlines()) == 1
