@@ -6,6 +6,8 @@ multi-task loss uses `masks` to ignore the tasks a post has no label for.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import tensorflow as tf
 
@@ -15,6 +17,9 @@ from mmtask.data.posts import Posts
 
 CACHED_SHUFFLE_BUFFER = 1024
 """Shuffle buffer over decoded images when caching (bounded: each holds a whole image)."""
+
+EPOCH_SEED_STRIDE = 1_000_003
+"""Epoch e of a run with seed s shuffles and augments with seed s * stride + e."""
 
 
 def make_dataset(
@@ -30,6 +35,7 @@ def make_dataset(
     seed: int | None = None,
     drop_remainder: bool = False,
     repeat: bool = False,
+    epochs: range | None = None,
 ) -> tf.data.Dataset:
     """A dataset of `(features, labels, masks)` batches.
 
@@ -66,6 +72,13 @@ def make_dataset(
             gives the same batches on every run.
         drop_remainder: bool. Drop the last batch when smaller than `batch_size`.
         repeat: bool. Repeat forever.
+        epochs: range | None. Serve these epochs one after the other, e.g.
+            `range(3, 10)` for a run resumed at epoch 3: the shuffle order
+            and augmentation of epoch e are a function of `seed` and e
+            alone, so a resumed run sees the batches an uninterrupted one
+            did. Fit with `steps_per_epoch=batches_per_epoch(...)`. None: one
+            epoch per iteration, reshuffled each time from where this
+            process's last iteration left off.
 
     Raises:
         ValueError: neither `model` nor `image_size` is given, or they disagree.
@@ -115,7 +128,13 @@ def make_dataset(
         deterministic=deterministic,
         batch_size=batch_size,
         drop_remainder=drop_remainder,
+        epochs=epochs,
     )
+
+
+def batches_per_epoch(posts: int, batch_size: int, drop_remainder: bool = False) -> int:
+    """How many batches one epoch over `posts` posts makes."""
+    return posts // batch_size if drop_remainder else math.ceil(posts / batch_size)
 
 
 def _filled(labels: np.ndarray) -> np.ndarray:
@@ -156,14 +175,29 @@ def batch_posts(
     deterministic: bool,
     batch_size: int,
     drop_remainder: bool,
+    epochs: range | None = None,
 ) -> tf.data.Dataset:
     """The steps every source shares, from undecoded `(features, labels, masks)` to batches.
 
     Shuffle (before decoding, unless cached: then after the cache, with a
     smaller buffer, as each item is a decoded image), decode with `load` in
     parallel, cache, repeat, augment, batch and prefetch. `shuffle_buffer`
-    0 means no shuffling.
+    0 means no shuffling. With `epochs`, the batches of those epochs one
+    after the other, each shuffled and augmented from `(seed, epoch)`.
     """
+    if epochs is not None:
+        return _epoch_keyed(
+            dataset,
+            load,
+            shuffle_buffer=shuffle_buffer,
+            cache=cache,
+            augment=augment,
+            seed=seed,
+            deterministic=deterministic,
+            batch_size=batch_size,
+            drop_remainder=drop_remainder,
+            epochs=epochs,
+        )
     if shuffle_buffer and not cache:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
@@ -181,6 +215,60 @@ def batch_posts(
         )
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _epoch_keyed(
+    dataset: tf.data.Dataset,
+    load,
+    *,
+    shuffle_buffer: int,
+    cache: bool | str,
+    augment: bool,
+    seed: int | None,
+    deterministic: bool,
+    batch_size: int,
+    drop_remainder: bool,
+    epochs: range,
+) -> tf.data.Dataset:
+    """`batch_posts` over `epochs`, each epoch shuffled and augmented from `(seed, epoch)`.
+
+    A reshuffling dataset draws each iteration's order from a generator that
+    starts afresh in every process, so a run resumed at epoch k would see
+    epoch 0's order again. Here each epoch is its own pipeline, seeded with
+    a number computed from the seed and the epoch, and the epochs are
+    chained. (The seed is a Python number: tf.data refuses a seed tensor
+    when the global seed is 0.)
+    """
+    if epochs.step != 1 or not epochs:
+        raise ValueError(
+            f"`epochs` must be a non-empty range of consecutive epochs. Received: {epochs!r}"
+        )
+
+    def decode(posts: tf.data.Dataset) -> tf.data.Dataset:
+        return posts.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+
+    if cache:
+        dataset = decode(dataset).cache("" if cache is True else str(cache))
+        shuffle_buffer = min(shuffle_buffer, CACHED_SHUFFLE_BUFFER)
+
+    def one_epoch(epoch: int) -> tf.data.Dataset:
+        epoch_seed = None if seed is None else seed * EPOCH_SEED_STRIDE + epoch
+        posts = dataset
+        if shuffle_buffer:
+            posts = posts.shuffle(shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False)
+        if not cache:
+            posts = decode(posts)
+        if augment:
+            seeds = tf.data.Dataset.random(seed=epoch_seed).batch(2)
+            posts = tf.data.Dataset.zip((posts, seeds)).map(
+                _augment_one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
+            )
+        return posts.batch(batch_size, drop_remainder=drop_remainder)
+
+    batches = one_epoch(epochs.start)
+    for epoch in epochs[1:]:
+        batches = batches.concatenate(one_epoch(epoch))
+    return batches.prefetch(tf.data.AUTOTUNE)
 
 
 def _augment_one(element, augment_seed):
