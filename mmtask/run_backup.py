@@ -36,16 +36,6 @@ BEST_WEIGHTS_FILE = "best.npz"
 PROGRESS_FILE = "progress.json"
 
 
-def backup_folder(run_dir: str | Path) -> Path:
-    """Where `mmtask train --resume` backs up the run it writes to `run_dir`.
-
-    A hidden folder beside it, not inside: the run folder appears only once the run is saved,
-    and its staging folders are removed as stale once their writer is gone.
-    """
-    run_dir = Path(run_dir)
-    return run_dir.parent / f".{run_dir.name}.backup"
-
-
 def posts_fingerprint(*posts) -> str:
     """A digest of the posts' ids, texts and image paths: a backup of other data is refused."""
     digest = hashlib.sha256()
