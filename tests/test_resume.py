@@ -126,13 +126,14 @@ def test_a_killed_run_resumes_to_the_weights_and_history_of_one_never_stopped(wo
     assert selection == json.loads((whole / "selection.json").read_text())
 
 
-def test_epochs_of_a_dataset_depend_on_the_epoch_not_on_the_epochs_before(workspace):
+@pytest.mark.parametrize("cache", [False, True])
+def test_epochs_of_a_dataset_depend_on_the_epoch_not_on_the_epochs_before(workspace, cache):
     root, data = workspace
     posts = read_mvsa(data, split="train")
 
     def batches(epochs):
         dataset = make_dataset(
-            posts, image_size=8, batch_size=64, training=True, seed=4, epochs=epochs
+            posts, image_size=8, batch_size=64, training=True, seed=4, epochs=epochs, cache=cache
         )
         return [(b[0]["text"].numpy().tolist(), b[0]["image"].numpy()) for b in dataset]
 

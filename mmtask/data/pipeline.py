@@ -76,7 +76,8 @@ def make_dataset(
             `range(3, 10)` for a run resumed at epoch 3: the shuffle order
             and augmentation of epoch e are a function of `seed` and e
             alone, so a resumed run sees the batches an uninterrupted one
-            did. Fit with `steps_per_epoch=batches_per_epoch(...)`. None: one
+            did. Fit with `steps_per_epoch` from
+            `mmtask.data.pipeline.batches_per_epoch`. None: one
             epoch per iteration, reshuffled each time from where this
             process's last iteration left off.
 
@@ -186,6 +187,8 @@ def batch_posts(
     after the other, each shuffled and augmented from `(seed, epoch)`.
     """
     if epochs is not None:
+        if repeat:
+            raise ValueError("Give `epochs` or `repeat=True`, not both: `epochs` sets how many.")
         return _epoch_keyed(
             dataset,
             load,
