@@ -27,6 +27,7 @@ import numpy as np
 
 from mmtask.atomic_folders import clean_stale, replace_folder, staging_folder
 from mmtask.best_epoch import BestEpoch
+from mmtask.data import Posts
 from mmtask.errors import MmtaskError
 
 WEIGHTS_FILE = "state.weights.h5"
@@ -36,8 +37,8 @@ BEST_WEIGHTS_FILE = "best.npz"
 PROGRESS_FILE = "progress.json"
 
 
-def posts_fingerprint(*posts) -> str:
-    """A digest of the posts' ids, texts and image paths: a backup of other data is refused."""
+def posts_fingerprint(*posts: Posts | None) -> str:
+    """A digest of the posts' ids, texts, image paths and labels, to refuse other data's backup."""
     digest = hashlib.sha256()
     for part in posts:
         if part is None:
@@ -45,6 +46,8 @@ def posts_fingerprint(*posts) -> str:
             continue
         for column in (part.ids, part.texts, part.image_paths):
             digest.update(json.dumps(list(map(str, column))).encode())
+        for task in sorted(part.labels):
+            digest.update(task.encode() + np.ascontiguousarray(part.labels[task]).tobytes())
     return digest.hexdigest()
 
 

@@ -20,7 +20,9 @@ from mmtask.training import load_model
 
 EPOCHS = 4
 # DWA keeps the last epoch's losses, dropout and modality dropout draw from
-# seed generators, augmentation and shuffling follow the epoch: all must resume.
+# seed generators, augmentation and shuffling follow the epoch, and the epoch
+# kept (the first with the best accuracy, here before the kill) must be
+# remembered: all must resume.
 SPEC = f"""
 model:
   image_size: 16
@@ -40,6 +42,7 @@ training:
   epochs: {EPOCHS}
   batch_size: 16
   augment: true
+  monitor: val_post_sentiment_accuracy
 """
 
 # Runs `mmtask train` and kills itself (SIGKILL, nothing cleaned up) right
@@ -124,6 +127,8 @@ def test_a_killed_run_resumes_to_the_weights_and_history_of_one_never_stopped(wo
         np.testing.assert_allclose(history[key], values, atol=1e-6, rtol=0, err_msg=key)
     selection = json.loads((resumed / "selection.json").read_text())
     assert selection == json.loads((whole / "selection.json").read_text())
+    # Kept to an epoch before the kill, so the backup's best epoch is what selects it.
+    assert selection["best_epoch"] <= kill_after, selection
 
 
 @pytest.mark.parametrize("cache", [False, True])
