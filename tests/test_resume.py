@@ -10,13 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from mmtask.cli import main
 from mmtask.data import make_dataset, read_mvsa, write_synthetic_mvsa
 from mmtask.errors import MmtaskError
 from mmtask.run_backup import PROGRESS_FILE, RunBackup
 from mmtask.run_folder import backup_folder
-from mmtask.training import load_model
+from mmtask.spec import RunSpec
+from mmtask.training import load_model, train
 
 EPOCHS = 4
 # DWA keeps the last epoch's losses, dropout and modality dropout draw from
@@ -165,3 +167,19 @@ def test_a_backup_of_another_run_is_refused(tmp_path):
     assert RunBackup(folder, {"spec": {"seed": 1}}).first_epoch == 1
     with pytest.raises(MmtaskError, match="another run"):
         RunBackup(folder, {"spec": {"seed": 2}})
+
+
+def test_a_finished_backup_gives_the_finished_run_again(workspace, tmp_path):
+    # A kill after the last epoch's backup but before the run folder is saved.
+    root, data = workspace
+    spec = RunSpec.from_dict(yaml.safe_load(SPEC))
+    spec.training.epochs = 2
+    spec.training.cache_frozen_encoders = False
+    posts = read_mvsa(data, split="train"), read_mvsa(data, split="val")
+    backup = tmp_path / "backup"
+    first = train(spec, *posts, verbose=0, backup_dir=backup)
+    again = train(spec, *posts, verbose=0, backup_dir=backup)
+    assert again.history == first.history and len(again.history["loss"]) == 2
+    assert again.selection == first.selection
+    for a, b in zip(first.model.get_weights(), again.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(b, a)
