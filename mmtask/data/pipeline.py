@@ -7,6 +7,7 @@ multi-task loss uses `masks` to ignore the tasks a post has no label for.
 from __future__ import annotations
 
 import math
+import random
 
 import numpy as np
 import tensorflow as tf
@@ -237,15 +238,17 @@ def _epoch_keyed(
 
     A reshuffling dataset draws each iteration's order from a generator that
     starts afresh in every process, so a run resumed at epoch k would see
-    epoch 0's order again. Here each epoch is its own pipeline, seeded with
-    a number computed from the seed and the epoch, and the epochs are
-    chained. (The seed is a Python number: tf.data refuses a seed tensor
-    when the global seed is 0.)
+    epoch 0's order again. Here every random draw is stateless, keyed by a
+    number computed from the seed and the epoch: the posts are shuffled in
+    blocks of `shuffle_buffer` (all of them, unless cached), each block by a
+    permutation drawn from the epoch and the block's index.
     """
     if epochs.step != 1 or not epochs:
         raise ValueError(
             f"`epochs` must be a non-empty range of consecutive epochs. Received: {epochs!r}"
         )
+    if seed is None:
+        seed = random.randrange(2**31)  # Unseeded: a new order every run, as without `epochs`.
 
     def decode(posts: tf.data.Dataset) -> tf.data.Dataset:
         return posts.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
@@ -254,24 +257,40 @@ def _epoch_keyed(
         dataset = decode(dataset).cache("" if cache is True else str(cache))
         shuffle_buffer = min(shuffle_buffer, CACHED_SHUFFLE_BUFFER)
 
-    def one_epoch(epoch: int) -> tf.data.Dataset:
-        epoch_seed = None if seed is None else seed * EPOCH_SEED_STRIDE + epoch
+    def one_epoch(epoch):
+        epoch_seed = tf.constant(seed, tf.int64) * EPOCH_SEED_STRIDE + epoch
         posts = dataset
         if shuffle_buffer:
-            posts = posts.shuffle(shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False)
+            posts = (
+                posts.batch(shuffle_buffer)
+                .enumerate()
+                .map(lambda block, rows: _permuted(rows, tf.stack([epoch_seed, block])))
+                .unbatch()
+            )
         if not cache:
             posts = decode(posts)
         if augment:
-            seeds = tf.data.Dataset.random(seed=epoch_seed).batch(2)
-            posts = tf.data.Dataset.zip((posts, seeds)).map(
-                _augment_one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
+            posts = posts.enumerate().map(
+                lambda index, element: _augment_one(element, tf.stack([epoch_seed, index])),
+                num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=deterministic,
             )
         return posts.batch(batch_size, drop_remainder=drop_remainder)
 
-    batches = one_epoch(epochs.start)
-    for epoch in epochs[1:]:
-        batches = batches.concatenate(one_epoch(epoch))
+    batches = tf.data.Dataset.range(epochs.start, epochs.stop).flat_map(one_epoch)
+    posts_count = int(dataset.cardinality())
+    if posts_count >= 0:
+        # flat_map hides the length, which Keras reads for its progress display.
+        per_epoch = batches_per_epoch(posts_count, batch_size, drop_remainder)
+        batches = batches.apply(tf.data.experimental.assert_cardinality(per_epoch * len(epochs)))
     return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def _permuted(rows, seed: tf.Tensor):
+    """`rows` (tensors with the same first dimension) in an order drawn from `seed`."""
+    size = tf.shape(tf.nest.flatten(rows)[0], out_type=tf.int64)[0]
+    order = tf.random.experimental.stateless_shuffle(tf.range(size), seed=seed)
+    return tf.nest.map_structure(lambda column: tf.gather(column, order), rows)
 
 
 def _augment_one(element, augment_seed):
