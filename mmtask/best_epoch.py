@@ -87,6 +87,18 @@ class BestEpoch(keras.callbacks.Callback):
             self.model.set_weights(self.best_weights)
             self.best_weights = None
 
+    def restore(self, summary: dict, best_weights: list | None) -> None:
+        """Take up a run from its `summary()` and best weights, as a resumed run does.
+
+        Called after `on_train_begin` (which starts afresh), so the epochs
+        before the restart still count in the selection and the patience.
+        """
+        self.best_epoch = summary["best_epoch"]
+        self.best_value = summary["best_value"]
+        self.epochs_run = summary["epochs_run"]
+        self.stopped_early = summary["stopped_early"]
+        self.best_weights = best_weights
+
     def summary(self) -> dict:
         """What was kept, for the run folder and the report."""
         return {

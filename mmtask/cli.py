@@ -15,6 +15,7 @@ import argparse
 import csv
 import os
 import shlex
+import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -111,6 +112,7 @@ def _label_types(pairs: Sequence[str]) -> dict[str, str]:
 
 def _train(args: argparse.Namespace) -> None:
     from mmtask.atomic_folders import folder_lock
+    from mmtask.run_folder import backup_folder
 
     out = Path(args.out)
     with folder_lock(out):
@@ -121,10 +123,16 @@ def _train(args: argparse.Namespace) -> None:
             raise MmtaskError(
                 f"Run folder {out} already holds files: pass --overwrite to replace it."
             )
-        _train_locked(args)
+        backup = backup_folder(out)
+        if backup.exists() and not args.resume:
+            raise MmtaskError(
+                f"{backup} holds the backup of an interrupted run into {out}: pass --resume "
+                "to continue it, or remove that folder to start afresh."
+            )
+        _train_locked(args, backup if args.resume else None)
 
 
-def _train_locked(args: argparse.Namespace) -> None:
+def _train_locked(args: argparse.Namespace, backup: Path | None) -> None:
     from mmtask.spec import RunSpec
     from mmtask.training import save_run, train
 
@@ -160,8 +168,11 @@ def _train_locked(args: argparse.Namespace) -> None:
         contributions=True,
         cache_dir=args.cache_dir,
         safe_mode=not args.trust_saved_model,
+        backup_dir=backup,
     )
     paths = save_run(result, spec, args.out, overwrite=args.overwrite)
+    if backup is not None:
+        shutil.rmtree(backup)  # Only once the run is saved: a kill before leaves it resumable.
     if result.selection is not None and result.selection["best_epoch"] is not None:
         kept = result.selection
         print(
@@ -471,6 +482,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite",
         action="store_true",
         help="replace a run folder that already holds files (all of them)",
+    )
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="back the run up beside --out after every epoch, and continue a killed run "
+        "from its backup (run the same command again): it ends as if never stopped",
     )
     train.set_defaults(run=_train)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import sys
 import zipfile
@@ -18,6 +17,7 @@ from mmtask.atomic_folders import replace_folder, staging_folder
 from mmtask.best_epoch import BestEpoch
 from mmtask.builder import build_model
 from mmtask.data import Posts, make_dataset
+from mmtask.data.pipeline import batches_per_epoch
 from mmtask.encoders.base import Encoder
 from mmtask.errors import MmtaskError
 from mmtask.evaluation import EvaluationReport, evaluate_model, modality_contributions
@@ -25,6 +25,7 @@ from mmtask.mixed_precision import MIXED_PRECISION, dtype_policy
 from mmtask.models import MultiTaskModel
 from mmtask.optimizers import build_optimizer
 from mmtask.progress import history_table, progress_callbacks
+from mmtask.run_backup import RunBackup, posts_fingerprint
 from mmtask.run_folder import (
     CONTRIBUTIONS_FILE,
     EPOCHS_FILE,
@@ -77,6 +78,7 @@ def train(
     contributions: bool = False,
     cache_dir: str | Path | None = None,
     safe_mode: bool = True,
+    backup_dir: str | Path | None = None,
 ) -> TrainingResult:
     """Build the model of `spec`, fit it on `train_posts`, and evaluate on `val_posts`.
 
@@ -101,6 +103,12 @@ def train(
             (default: `mmtask.transfer.default_cache_dir()`).
         safe_mode: bool. False to allow parts that run a SavedModel's graph
             (`tf_hub` encoders), as loading such a model needs.
+        backup_dir: str | Path | None. Back the run up in this folder after
+            every epoch (`mmtask.run_backup.RunBackup`); a run started where a
+            killed run with the same spec and data left its backup goes on
+            from there, and ends with the weights and history of a run never
+            stopped. The folder stays: remove it once the run is saved
+            (`mmtask train --resume` does).
 
     With `spec.training.mixed_precision` set, the model is built and trained
     under that dtype policy (its layers keep it); the global policy is
@@ -108,7 +116,15 @@ def train(
     """
     with dtype_policy(MIXED_PRECISION[spec.training.mixed_precision]):
         return _train(
-            spec, train_posts, val_posts, callbacks, verbose, contributions, cache_dir, safe_mode
+            spec,
+            train_posts,
+            val_posts,
+            callbacks,
+            verbose,
+            contributions,
+            cache_dir,
+            safe_mode,
+            backup_dir,
         )
 
 
@@ -121,9 +137,26 @@ def _train(
     contributions: bool,
     cache_dir: str | Path | None,
     safe_mode: bool,
+    backup_dir: str | Path | None,
 ) -> TrainingResult:
     spec.model = spec.model.with_tasks_for(train_posts.tasks)
     settings = spec.training
+    best = None
+    if val_posts is not None or not settings.monitor.startswith("val_"):
+        best = BestEpoch(settings.monitor, patience=settings.patience)
+    backup = None
+    if backup_dir is not None:
+        run = {"spec": spec.to_dict(), "data": posts_fingerprint(train_posts, val_posts)}
+        backup = RunBackup(backup_dir, run, best)
+        if backup.first_epoch and verbose:
+            print(
+                f"resuming after epoch {backup.first_epoch} of {settings.epochs} "
+                f"from the backup in {backup_dir}",
+                file=sys.stderr,
+            )
+    first_epoch = backup.first_epoch if backup is not None else 0
+    if backup is not None and backup.finished:
+        first_epoch = settings.epochs  # Stopped early, or done: no epoch left.
     keras.utils.set_random_seed(settings.seed)
     model = build_model(
         spec.model,
@@ -146,7 +179,7 @@ def _train(
             train_posts = posts
         else:
             val_posts = posts
-    steps_per_epoch = math.ceil(len(train_posts) / settings.batch_size)
+    steps_per_epoch = batches_per_epoch(len(train_posts), settings.batch_size)
 
     def optimizer():
         return build_optimizer(
@@ -162,6 +195,8 @@ def _train(
         augment=settings.augment,
         cache=settings.cache,
         seed=settings.seed,
+        # Keras draws a batch to build the optimizer even when no epoch is left.
+        epochs=range(min(first_epoch, settings.epochs - 1), settings.epochs),
     )
     val_data = None
     if val_posts is not None:
@@ -172,15 +207,18 @@ def _train(
             cache=settings.cache,
         )
     callbacks = list(callbacks)
-    best = None
-    if val_data is not None or not settings.monitor.startswith("val_"):
-        best = BestEpoch(settings.monitor, patience=settings.patience)
+    if best is not None:
         callbacks.append(best)
+    callbacks.extend(progress_callbacks(trained.tasks, verbose))
+    if backup is not None:
+        callbacks.append(backup)  # Last: it saves what the others did in the epoch.
     history = trained.fit(
         train_data,
         validation_data=val_data,
         epochs=settings.epochs,
-        callbacks=[*callbacks, *progress_callbacks(trained.tasks, verbose)],
+        initial_epoch=first_epoch,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=callbacks,
         verbose=0,  # the progress callbacks print instead, in 80 columns
         shuffle=False,  # the dataset shuffles itself when training
         fine_tuning=settings.fine_tuning,
@@ -192,7 +230,8 @@ def _train(
     if trained is not model:
         # Compiled like the model that trained, so the saved file reloads compiled.
         model.compile(optimizer=optimizer())
-    history_lists = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    logged = backup.history if backup is not None else history.history
+    history_lists = {k: [float(v) for v in vs] for k, vs in logged.items()}
     return TrainingResult(
         model,
         history_lists,

@@ -6,6 +6,9 @@ multi-task loss uses `masks` to ignore the tasks a post has no label for.
 
 from __future__ import annotations
 
+import math
+import random
+
 import numpy as np
 import tensorflow as tf
 
@@ -16,6 +19,9 @@ from mmtask.data.posts import Posts
 
 CACHED_SHUFFLE_BUFFER = 1024
 """Shuffle buffer over decoded images when caching (bounded: each holds a whole image)."""
+
+EPOCH_SEED_STRIDE = 1_000_003
+"""Epoch e of a run with seed s shuffles and augments with seed s * stride + e."""
 
 
 def make_dataset(
@@ -32,6 +38,7 @@ def make_dataset(
     drop_remainder: bool = False,
     repeat: bool = False,
     max_image_pixels: int | None = MAX_IMAGE_PIXELS,
+    epochs: range | None = None,
 ) -> tf.data.Dataset:
     """A dataset of `(features, labels, masks)` batches.
 
@@ -73,6 +80,14 @@ def make_dataset(
             decoded; None for no limit. The readers skip or reject such
             images first, with the same limit by default; posts a reader
             checked against this limit or a lower one are not checked again.
+        epochs: range | None. Serve these epochs one after the other, e.g.
+            `range(3, 10)` for a run resumed at epoch 3: the shuffle order
+            and augmentation of epoch e are a function of `seed` and e
+            alone, so a resumed run sees the batches an uninterrupted one
+            did. Fit with `steps_per_epoch` from
+            `mmtask.data.pipeline.batches_per_epoch`. None: one
+            epoch per iteration, reshuffled each time from where this
+            process's last iteration left off.
 
     Raises:
         ValueError: neither `model` nor `image_size` is given, or they disagree.
@@ -125,6 +140,7 @@ def make_dataset(
         deterministic=deterministic,
         batch_size=batch_size,
         drop_remainder=drop_remainder,
+        epochs=epochs,
     )
 
 
@@ -138,6 +154,11 @@ def _read_image(path: tf.Tensor, size: tuple[int, int], max_pixels: int | None) 
         with tf.control_dependencies([check]):
             image_bytes = tf.identity(image_bytes)
     return decode_image(image_bytes, size, max_pixels=None)
+
+
+def batches_per_epoch(posts: int, batch_size: int, drop_remainder: bool = False) -> int:
+    """How many batches one epoch over `posts` posts makes."""
+    return posts // batch_size if drop_remainder else math.ceil(posts / batch_size)
 
 
 def _filled(labels: np.ndarray) -> np.ndarray:
@@ -178,14 +199,31 @@ def batch_posts(
     deterministic: bool,
     batch_size: int,
     drop_remainder: bool,
+    epochs: range | None = None,
 ) -> tf.data.Dataset:
     """The steps every source shares, from undecoded `(features, labels, masks)` to batches.
 
     Shuffle (before decoding, unless cached: then after the cache, with a
     smaller buffer, as each item is a decoded image), decode with `load` in
     parallel, cache, repeat, augment, batch and prefetch. `shuffle_buffer`
-    0 means no shuffling.
+    0 means no shuffling. With `epochs`, the batches of those epochs one
+    after the other, each shuffled and augmented from `(seed, epoch)`.
     """
+    if epochs is not None:
+        if repeat:
+            raise ValueError("Give `epochs` or `repeat=True`, not both: `epochs` sets how many.")
+        return _epoch_keyed(
+            dataset,
+            load,
+            shuffle_buffer=shuffle_buffer,
+            cache=cache,
+            augment=augment,
+            seed=seed,
+            deterministic=deterministic,
+            batch_size=batch_size,
+            drop_remainder=drop_remainder,
+            epochs=epochs,
+        )
     if shuffle_buffer and not cache:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
@@ -203,6 +241,78 @@ def batch_posts(
         )
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _epoch_keyed(
+    dataset: tf.data.Dataset,
+    load,
+    *,
+    shuffle_buffer: int,
+    cache: bool | str,
+    augment: bool,
+    seed: int | None,
+    deterministic: bool,
+    batch_size: int,
+    drop_remainder: bool,
+    epochs: range,
+) -> tf.data.Dataset:
+    """`batch_posts` over `epochs`, each epoch shuffled and augmented from `(seed, epoch)`.
+
+    A reshuffling dataset draws each iteration's order from a generator that
+    starts afresh in every process, so a run resumed at epoch k would see
+    epoch 0's order again. Here every random draw is stateless, keyed by a
+    number computed from the seed and the epoch: the posts are shuffled in
+    blocks of `shuffle_buffer` (all of them, unless cached), each block by a
+    permutation drawn from the epoch and the block's index.
+    """
+    if epochs.step != 1 or not epochs:
+        raise ValueError(
+            f"`epochs` must be a non-empty range of consecutive epochs. Received: {epochs!r}"
+        )
+    if seed is None:
+        seed = random.randrange(2**31)  # Unseeded: a new order every run, as without `epochs`.
+
+    def decode(posts: tf.data.Dataset) -> tf.data.Dataset:
+        return posts.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+
+    if cache:
+        dataset = decode(dataset).cache("" if cache is True else str(cache))
+        shuffle_buffer = min(shuffle_buffer, CACHED_SHUFFLE_BUFFER)
+
+    def one_epoch(epoch):
+        epoch_seed = tf.constant(seed, tf.int64) * EPOCH_SEED_STRIDE + epoch
+        posts = dataset
+        if shuffle_buffer:
+            posts = (
+                posts.batch(shuffle_buffer)
+                .enumerate()
+                .map(lambda block, rows: _permuted(rows, tf.stack([epoch_seed, block])))
+                .unbatch()
+            )
+        if not cache:
+            posts = decode(posts)
+        if augment:
+            posts = posts.enumerate().map(
+                lambda index, element: _augment_one(element, tf.stack([epoch_seed, index])),
+                num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=deterministic,
+            )
+        return posts.batch(batch_size, drop_remainder=drop_remainder)
+
+    batches = tf.data.Dataset.range(epochs.start, epochs.stop).flat_map(one_epoch)
+    posts_count = int(dataset.cardinality())
+    if posts_count >= 0:
+        # flat_map hides the length, which Keras reads for its progress display.
+        per_epoch = batches_per_epoch(posts_count, batch_size, drop_remainder)
+        batches = batches.apply(tf.data.experimental.assert_cardinality(per_epoch * len(epochs)))
+    return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def _permuted(rows, seed: tf.Tensor):
+    """`rows` (tensors with the same first dimension) in an order drawn from `seed`."""
+    size = tf.shape(tf.nest.flatten(rows)[0], out_type=tf.int64)[0]
+    order = tf.random.experimental.stateless_shuffle(tf.range(size), seed=seed)
+    return tf.nest.map_structure(lambda column: tf.gather(column, order), rows)
 
 
 def _augment_one(element, augment_seed):

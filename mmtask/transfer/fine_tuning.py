@@ -14,10 +14,12 @@ What it does for the user, in any `fit`:
   variables trainable then, at their stage's learning-rate multiplier;
 - logs the number of trainable parameters as `trainable_params` each epoch.
 
-A run resumed with `keras.callbacks.BackupAndRestore` restores the weights,
-the optimizer (slots, step count, multipliers) and the epoch; the trainable
-flags are not saved but derived again from the schedule at the restored epoch
-or step, so the run goes on as if never stopped.
+A run resumed with `keras.callbacks.BackupAndRestore` (or mmtask's
+`RunBackup`) restores the weights, the optimizer (slots, step count,
+multipliers) and the epoch; the trainable flags are not saved but derived
+again from the schedule at the restored epoch or step, so the schedule goes
+on where it stopped. (What else a run must restore to end as if never
+stopped: see `mmtask.run_backup`.)
 """
 
 from __future__ import annotations
