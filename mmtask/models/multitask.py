@@ -300,10 +300,10 @@ class MultiTaskModel(keras.Model):
         On the TensorFlow backend `compute_loss` and `compute_metrics` run in
         one traced step, so the metrics take the losses computed for the
         gradient rather than computing them again (about 60 graph ops a step
-        for three tasks). On JAX a
-        tensor kept from `compute_loss` would leak out of the gradient
-        computation, so they are computed again, as they are when
-        `compute_metrics` is called without `compute_loss` for these outputs.
+        for three tasks). On JAX a tensor kept from `compute_loss` would leak
+        out of the gradient computation, so they are computed again, as they
+        are when `compute_metrics` is called without `compute_loss` for these
+        outputs.
         """
         kept = self._kept_losses.take(y_pred)
         if kept is not None:
