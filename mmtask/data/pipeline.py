@@ -15,6 +15,10 @@ from mmtask.data.posts import Posts
 
 CACHED_SHUFFLE_BUFFER = 1024
 """Shuffle buffer over decoded images when caching (bounded: each holds a whole image)."""
+PREFETCH_BATCHES = 2
+"""Batches made ahead of the model. AUTOTUNE grew this buffer with the length of a pass
+(224 px batches of 32 are 19 MB each) while the model, slower than the input, gains
+nothing from more than a batch or two ready."""
 
 
 def make_dataset(
@@ -30,6 +34,7 @@ def make_dataset(
     seed: int | None = None,
     drop_remainder: bool = False,
     repeat: bool = False,
+    prefetch_batches: int = PREFETCH_BATCHES,
 ) -> tf.data.Dataset:
     """A dataset of `(features, labels, masks)` batches.
 
@@ -66,6 +71,7 @@ def make_dataset(
             gives the same batches on every run.
         drop_remainder: bool. Drop the last batch when smaller than `batch_size`.
         repeat: bool. Repeat forever.
+        prefetch_batches: int. Batches prepared ahead of the consumer (>= 1).
 
     Raises:
         ValueError: neither `model` nor `image_size` is given, or they disagree.
@@ -102,12 +108,18 @@ def make_dataset(
     if not images_read:
         del features["image"]
     labels = {task: _filled(values) for task, values in posts.labels.items()}
-    dataset = tf.data.Dataset.from_tensor_slices((features, labels, posts.masks()))
+    elements = (features, labels, posts.masks())
+    if shuffle and not cache:
+        # Shuffled before decoding, as a permutation of the whole set.
+        dataset, shuffle_buffer = _permuted(elements, len(posts), seed), 0
+    else:
+        # Cached posts are shuffled after the cache, in a bounded buffer.
+        dataset = tf.data.Dataset.from_tensor_slices(elements)
+        shuffle_buffer = max(len(posts), 1) if shuffle else 0
     return batch_posts(
         dataset,
         load,
-        # Before decoding the buffer holds file names: the whole set fits.
-        shuffle_buffer=max(len(posts), 1) if shuffle else 0,
+        shuffle_buffer=shuffle_buffer,
         cache=cache,
         repeat=repeat,
         augment=augment and images_read and not image_precomputed,
@@ -115,7 +127,25 @@ def make_dataset(
         deterministic=deterministic,
         batch_size=batch_size,
         drop_remainder=drop_remainder,
+        prefetch_batches=prefetch_batches,
     )
+
+
+def _permuted(elements, count: int, seed: int | None) -> tf.data.Dataset:
+    """The rows of `elements` (arrays of `count` rows) in a new random order every pass.
+
+    A shuffle buffer over the whole set would hold every post's tensors, about
+    a kilobyte a post (44 MB for 44,190 posts); one permutation of row
+    indices holds 8 bytes a post.
+    """
+    elements = tf.nest.map_structure(tf.convert_to_tensor, elements)
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2).take(1)
+    order = seeds.flat_map(
+        lambda pair: tf.data.Dataset.from_tensor_slices(
+            tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64), seed=pair)
+        )
+    )
+    return order.map(lambda i: tf.nest.map_structure(lambda rows: tf.gather(rows, i), elements))
 
 
 def _filled(labels: np.ndarray) -> np.ndarray:
@@ -156,13 +186,14 @@ def batch_posts(
     deterministic: bool,
     batch_size: int,
     drop_remainder: bool,
+    prefetch_batches: int = PREFETCH_BATCHES,
 ) -> tf.data.Dataset:
     """The steps every source shares, from undecoded `(features, labels, masks)` to batches.
 
     Shuffle (before decoding, unless cached: then after the cache, with a
     smaller buffer, as each item is a decoded image), decode with `load` in
-    parallel, cache, repeat, augment, batch and prefetch. `shuffle_buffer`
-    0 means no shuffling.
+    parallel, cache, repeat, augment, batch and prefetch `prefetch_batches`.
+    `shuffle_buffer` 0 means no shuffling.
     """
     if shuffle_buffer and not cache:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
@@ -180,7 +211,9 @@ def batch_posts(
             _augment_one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
         )
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    if prefetch_batches < 1:
+        raise ValueError(f"`prefetch_batches` must be >= 1. Received: {prefetch_batches}")
+    return dataset.prefetch(prefetch_batches)
 
 
 def _augment_one(element, augment_seed):
