@@ -11,6 +11,9 @@ text_sentiment <- text, image_sentiment <- image, post_sentiment <- fused).
   layers (`layer.__class__.from_config(layer.get_config())`, the text
   vectorizer given the same vocabulary), compiled with per-task
   "sparse_categorical_crossentropy", `loss_weights` of 1.0 and "accuracy".
+- Keras with the same metrics (`keras_f1`): another such model that also
+  computes macro F1 per task (`keras.metrics.F1Score` on one-hot labels),
+  as mmtask does, so `cpu_ratio_same_metrics` compares equal work.
 
 Both train on one in-memory `tf.data` dataset of random images (0..255),
 random texts from a small word list and random labels in 0..2, batched and
@@ -24,7 +27,8 @@ After a warm-up `fit` (tracing), each model runs `fit(dataset,
 steps_per_epoch=--steps, epochs=1)` `--repeats` times, alternating the two;
 the median examples/s of each is reported (`ratio`), with the ratio of the
 best runs (`best_ratio`), the process CPU time per example and its ratio
-(`cpu_ratio`, keras / mmtask: robust to a noisy machine) and the cores each
+(`cpu_ratio`, keras / mmtask: robust to a noisy machine;
+`cpu_ratio_same_metrics`, keras_f1 / mmtask) and the cores each
 run kept busy (a run that stalled shows far fewer); `effective_cores` says
 how many cores' worth of throughput the machine's CPUs really deliver.
 
@@ -141,6 +145,19 @@ def keras_baseline(model: MultiTaskModel) -> keras.Model:
     return keras.Model(inputs=inputs, outputs=outputs, name="keras_baseline")
 
 
+class SparseMacroF1(keras.metrics.F1Score):
+    """Macro F1 from class indices, as mmtask's classification heads log it."""
+
+    def __init__(self, num_classes: int, **kwargs):
+        super().__init__(average="macro", **kwargs)
+        self.num_classes = num_classes
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        labels = keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1,))
+        one_hot = keras.ops.one_hot(labels, self.num_classes)
+        super().update_state(one_hot, y_pred, sample_weight=sample_weight)
+
+
 def check_same_tokens(model: MultiTaskModel, baseline: keras.Model, texts: np.ndarray) -> None:
     """Raise if the two text encoders tokenize differently."""
     ours = model.get_layer("text_encoder").vectorizer(texts[:64])
@@ -172,7 +189,17 @@ def main(argv: Sequence[str] | None = None) -> dict:
         metrics={task: ["accuracy"] for task in tasks},
     )
     check_same_tokens(model, baseline, arrays[0]["text"])
-    models = {"mmtask": model, "keras": baseline}
+    same_metrics = keras_baseline(model)
+    same_metrics.compile(
+        optimizer="adam",
+        loss={task: "sparse_categorical_crossentropy" for task in tasks},
+        loss_weights={task: 1.0 for task in tasks},
+        metrics={
+            task: ["accuracy", SparseMacroF1(len(SENTIMENT_LABELS), name="macro_f1")]
+            for task in tasks
+        },
+    )
+    models = {"mmtask": model, "keras": baseline, "keras_f1": same_metrics}
     params = {name: m.count_params() for name, m in models.items()}
     log(f"parameters: {params}; image {args.image_size}, batch {args.batch_size}")
 
@@ -215,6 +242,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "mmtask_cpu_ms_per_example": round(cpu_ms["mmtask"], 3),
         "keras_cpu_ms_per_example": round(cpu_ms["keras"], 3),
         "cpu_ratio": round(cpu_ms["keras"] / cpu_ms["mmtask"], 3),
+        "keras_f1_examples_per_s": round(rate["keras_f1"], 1),
+        "keras_f1_cpu_ms_per_example": round(cpu_ms["keras_f1"], 3),
+        "cpu_ratio_same_metrics": round(cpu_ms["keras_f1"] / cpu_ms["mmtask"], 3),
         "best_ratio": round(
             max(examples / w for w, _ in runs["mmtask"])
             / max(examples / w for w, _ in runs["keras"]),
