@@ -24,7 +24,7 @@ post_sentiment loss and metrics, Keras weighs their loss by 0 (its
 "accuracy", given as `metrics`, not `weighted_metrics`, counts them).
 
 After a warm-up `fit` (tracing), each model runs `fit(dataset,
-steps_per_epoch=--steps, epochs=1)` `--repeats` times, alternating the two;
+steps_per_epoch=--steps, epochs=1)` `--repeats` times, the order reversed each repeat;
 the median examples/s of each is reported (`ratio`), with the ratio of the
 best runs (`best_ratio`), the process CPU time per example and its ratio
 (`cpu_ratio`, keras / mmtask: robust to a noisy machine;
@@ -32,11 +32,16 @@ best runs (`best_ratio`), the process CPU time per example and its ratio
 run kept busy (a run that stalled shows far fewer); `effective_cores` says
 how many cores' worth of throughput the machine's CPUs really deliver.
 
+With `--step-only` each timed run is `--steps` calls of the model's traced
+`train_step` on one batch held in memory instead of a `fit` (`"timed"` in the
+JSON says which): the step's own CPU cost, without the iterator and callbacks.
+
 Prints one JSON line on stdout; progress goes to stderr.
 
 Run:
     .venv/bin/python benchmarks/train_step.py
     .venv/bin/python benchmarks/train_step.py --image-size 64 --batch-size 64 --steps 20
+    .venv/bin/python benchmarks/train_step.py --step-only --repeats 8 --steps 5
 """
 
 from __future__ import annotations
@@ -85,6 +90,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--batches", type=positive_int, default=8, help="Distinct batches in memory."
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--step-only",
+        action="store_true",
+        help="Time each model's traced train_step on one batch held in memory instead of fit "
+        "(no iterator, no callbacks): the step's own CPU cost.",
+    )
     return parser.parse_args(argv)
 
 
@@ -158,6 +169,15 @@ class SparseMacroF1(keras.metrics.F1Score):
         super().update_state(one_hot, y_pred, sample_weight=sample_weight)
 
 
+def time_steps(step, batch, steps: int) -> tuple[float, float]:
+    """Wall and process CPU seconds of `steps` calls of a traced train step on `batch`."""
+    start, cpu_start = time.perf_counter(), time.process_time()
+    for _ in range(steps):
+        logs = step(batch)
+    float(logs["loss"])
+    return time.perf_counter() - start, time.process_time() - cpu_start
+
+
 def check_same_tokens(model: MultiTaskModel, baseline: keras.Model, texts: np.ndarray) -> None:
     """Raise if the two text encoders tokenize differently."""
     ours = model.get_layer("text_encoder").vectorizer(texts[:64])
@@ -208,11 +228,25 @@ def main(argv: Sequence[str] | None = None) -> dict:
         m.fit(dataset, steps_per_epoch=args.warmup_steps, epochs=1, verbose=0, shuffle=False)
         log(f"{name}: warm-up of {args.warmup_steps} steps in {time.perf_counter() - start:.1f} s")
 
+    if args.step_only:
+        batch = next(iter(dataset))
+        steps = {name: tf.function(m.train_step) for name, m in models.items()}
+        for step in steps.values():
+            step(batch)  # traced here, untimed
+
+        def timed(name: str) -> tuple[float, float]:
+            return time_steps(steps[name], batch, args.steps)
+
+    else:
+
+        def timed(name: str) -> tuple[float, float]:
+            return time_fit(models[name], dataset, args.steps)
+
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in models}
     for repeat in range(args.repeats):
         order = list(models) if repeat % 2 == 0 else list(reversed(models))
         for name in order:
-            runs[name].append(time_fit(models[name], dataset, args.steps))
+            runs[name].append(timed(name))
         rates = {name: args.steps * args.batch_size / runs[name][-1][0] for name in models}
         log(
             f"repeat {repeat + 1}/{args.repeats}: "
@@ -230,6 +264,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "batch_size": args.batch_size,
         "image_size": args.image_size,
         "steps": args.steps,
+        "timed": "train_step on one batch" if args.step_only else "fit",
         "task_inputs": dict(model.task_inputs),
         "repeats": args.repeats,
         "mmtask_examples_per_s": round(rate["mmtask"], 1),
