@@ -42,6 +42,8 @@ def test_fill_missing_zeroes_only_non_finite_values():
     np.testing.assert_array_equal(filled[2].ravel()[1:], images[2].ravel()[1:])
     # The same inside a traced function, where the branch is taken on the batch.
     np.testing.assert_array_equal(np.asarray(tf.function(layer)(images)), filled)
+    # Values keep their dtype under mixed precision, as before the layer existed.
+    assert FillMissing(dtype="mixed_bfloat16")(images).dtype == tf.float32
 
 
 def test_modality_dropout_hides_one_modality_never_both():

@@ -92,9 +92,14 @@ def fill_missing(values):
 
 @keras.saving.register_keras_serializable(package="mmtask")
 class FillMissing(keras.layers.Layer):
-    """`fill_missing` as a layer: its branch on the batch needs real tensors, not symbolic ones."""
+    """`fill_missing` as a layer: its branch on the batch needs real tensors, not symbolic ones.
+
+    Values keep their dtype (no autocast under mixed precision): the encoders
+    cast them as they need.
+    """
 
     def __init__(self, **kwargs):
+        kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
         self.built = True
 
