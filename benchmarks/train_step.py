@@ -11,6 +11,9 @@ text_sentiment <- text, image_sentiment <- image, post_sentiment <- fused).
   layers (`layer.__class__.from_config(layer.get_config())`, the text
   vectorizer given the same vocabulary), compiled with per-task
   "sparse_categorical_crossentropy", `loss_weights` of 1.0 and "accuracy".
+- Keras with the same metrics (`keras_f1`): another such model that also
+  computes macro F1 per task (`keras.metrics.F1Score` on one-hot labels),
+  as mmtask does, so `cpu_ratio_same_metrics` compares equal work.
 
 Both train on one in-memory `tf.data` dataset of random images (0..255),
 random texts from a small word list and random labels in 0..2, batched and
@@ -21,18 +24,24 @@ post_sentiment loss and metrics, Keras weighs their loss by 0 (its
 "accuracy", given as `metrics`, not `weighted_metrics`, counts them).
 
 After a warm-up `fit` (tracing), each model runs `fit(dataset,
-steps_per_epoch=--steps, epochs=1)` `--repeats` times, alternating the two;
+steps_per_epoch=--steps, epochs=1)` `--repeats` times, the order reversed each repeat;
 the median examples/s of each is reported (`ratio`), with the ratio of the
 best runs (`best_ratio`), the process CPU time per example and its ratio
-(`cpu_ratio`, keras / mmtask: robust to a noisy machine) and the cores each
+(`cpu_ratio`, keras / mmtask: robust to a noisy machine;
+`cpu_ratio_same_metrics`, keras_f1 / mmtask) and the cores each
 run kept busy (a run that stalled shows far fewer); `effective_cores` says
 how many cores' worth of throughput the machine's CPUs really deliver.
+
+With `--step-only` each timed run is `--steps` calls of the model's traced
+`train_step` on one batch held in memory instead of a `fit` (`"timed"` in the
+JSON says which): the step's own CPU cost, without the iterator and callbacks.
 
 Prints one JSON line on stdout; progress goes to stderr.
 
 Run:
     .venv/bin/python benchmarks/train_step.py
     .venv/bin/python benchmarks/train_step.py --image-size 64 --batch-size 64 --steps 20
+    .venv/bin/python benchmarks/train_step.py --step-only --repeats 8 --steps 5
 """
 
 from __future__ import annotations
@@ -81,6 +90,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--batches", type=positive_int, default=8, help="Distinct batches in memory."
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--step-only",
+        action="store_true",
+        help="Time each model's traced train_step on one batch held in memory instead of fit "
+        "(no iterator, no callbacks): the step's own CPU cost.",
+    )
     return parser.parse_args(argv)
 
 
@@ -141,6 +156,28 @@ def keras_baseline(model: MultiTaskModel) -> keras.Model:
     return keras.Model(inputs=inputs, outputs=outputs, name="keras_baseline")
 
 
+class SparseMacroF1(keras.metrics.F1Score):
+    """Macro F1 from class indices, as mmtask's classification heads log it."""
+
+    def __init__(self, num_classes: int, **kwargs):
+        super().__init__(average="macro", **kwargs)
+        self.num_classes = num_classes
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        labels = keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1,))
+        one_hot = keras.ops.one_hot(labels, self.num_classes)
+        super().update_state(one_hot, y_pred, sample_weight=sample_weight)
+
+
+def time_steps(step, batch, steps: int) -> tuple[float, float]:
+    """Wall and process CPU seconds of `steps` calls of a traced train step on `batch`."""
+    start, cpu_start = time.perf_counter(), time.process_time()
+    for _ in range(steps):
+        logs = step(batch)
+    float(logs["loss"])
+    return time.perf_counter() - start, time.process_time() - cpu_start
+
+
 def check_same_tokens(model: MultiTaskModel, baseline: keras.Model, texts: np.ndarray) -> None:
     """Raise if the two text encoders tokenize differently."""
     ours = model.get_layer("text_encoder").vectorizer(texts[:64])
@@ -172,7 +209,17 @@ def main(argv: Sequence[str] | None = None) -> dict:
         metrics={task: ["accuracy"] for task in tasks},
     )
     check_same_tokens(model, baseline, arrays[0]["text"])
-    models = {"mmtask": model, "keras": baseline}
+    same_metrics = keras_baseline(model)
+    same_metrics.compile(
+        optimizer="adam",
+        loss={task: "sparse_categorical_crossentropy" for task in tasks},
+        loss_weights={task: 1.0 for task in tasks},
+        metrics={
+            task: ["accuracy", SparseMacroF1(len(SENTIMENT_LABELS), name="macro_f1")]
+            for task in tasks
+        },
+    )
+    models = {"mmtask": model, "keras": baseline, "keras_f1": same_metrics}
     params = {name: m.count_params() for name, m in models.items()}
     log(f"parameters: {params}; image {args.image_size}, batch {args.batch_size}")
 
@@ -181,11 +228,25 @@ def main(argv: Sequence[str] | None = None) -> dict:
         m.fit(dataset, steps_per_epoch=args.warmup_steps, epochs=1, verbose=0, shuffle=False)
         log(f"{name}: warm-up of {args.warmup_steps} steps in {time.perf_counter() - start:.1f} s")
 
+    if args.step_only:
+        batch = next(iter(dataset))
+        steps = {name: tf.function(m.train_step) for name, m in models.items()}
+        for step in steps.values():
+            step(batch)  # traced here, untimed
+
+        def timed(name: str) -> tuple[float, float]:
+            return time_steps(steps[name], batch, args.steps)
+
+    else:
+
+        def timed(name: str) -> tuple[float, float]:
+            return time_fit(models[name], dataset, args.steps)
+
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in models}
     for repeat in range(args.repeats):
         order = list(models) if repeat % 2 == 0 else list(reversed(models))
         for name in order:
-            runs[name].append(time_fit(models[name], dataset, args.steps))
+            runs[name].append(timed(name))
         rates = {name: args.steps * args.batch_size / runs[name][-1][0] for name in models}
         log(
             f"repeat {repeat + 1}/{args.repeats}: "
@@ -203,6 +264,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "batch_size": args.batch_size,
         "image_size": args.image_size,
         "steps": args.steps,
+        "timed": "train_step on one batch" if args.step_only else "fit",
         "task_inputs": dict(model.task_inputs),
         "repeats": args.repeats,
         "mmtask_examples_per_s": round(rate["mmtask"], 1),
@@ -215,6 +277,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "mmtask_cpu_ms_per_example": round(cpu_ms["mmtask"], 3),
         "keras_cpu_ms_per_example": round(cpu_ms["keras"], 3),
         "cpu_ratio": round(cpu_ms["keras"] / cpu_ms["mmtask"], 3),
+        "keras_f1_examples_per_s": round(rate["keras_f1"], 1),
+        "keras_f1_cpu_ms_per_example": round(cpu_ms["keras_f1"], 3),
+        "cpu_ratio_same_metrics": round(cpu_ms["keras_f1"] / cpu_ms["mmtask"], 3),
         "best_ratio": round(
             max(examples / w for w, _ in runs["mmtask"])
             / max(examples / w for w, _ in runs["keras"]),

@@ -14,7 +14,7 @@ from mmtask.demo import demo_spec
 from mmtask.errors import DataError, MmtaskError
 from mmtask.evaluation import report_from_predictions
 from mmtask.export import export_saved_model
-from mmtask.models.presence import ModalityPresence
+from mmtask.models.presence import FillMissing, ModalityPresence
 from mmtask.training import train
 
 CHANCE = 1 / 3
@@ -27,6 +27,23 @@ def test_presence_of_texts_and_images():
     presence = layer({"text": tf.constant(["a tweet", "", "  \n "]), "image": images})
     assert np.asarray(presence["text"]).tolist() == [1.0, 0.0, 0.0]
     assert np.asarray(presence["image"]).tolist() == [1.0, 0.0, 1.0]
+
+
+def test_fill_missing_zeroes_only_non_finite_values():
+    layer = FillMissing()
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (3, 4, 4, 3)).astype("float32")
+    np.testing.assert_array_equal(np.asarray(layer(images)), images)
+    images[1] = np.nan
+    images[2, 0, 0, 0] = np.inf
+    filled = np.asarray(layer(images))
+    assert not filled[1].any() and filled[2, 0, 0, 0] == 0.0
+    np.testing.assert_array_equal(filled[0], images[0])
+    np.testing.assert_array_equal(filled[2].ravel()[1:], images[2].ravel()[1:])
+    # The same inside a traced function, where the branch is taken on the batch.
+    np.testing.assert_array_equal(np.asarray(tf.function(layer)(images)), filled)
+    # Values keep their dtype under mixed precision, as before the layer existed.
+    assert FillMissing(dtype="mixed_bfloat16")(images).dtype == tf.float32
 
 
 def test_modality_dropout_hides_one_modality_never_both():

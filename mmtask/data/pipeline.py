@@ -19,6 +19,10 @@ from mmtask.data.posts import Posts
 
 CACHED_SHUFFLE_BUFFER = 1024
 """Shuffle buffer over decoded images when caching (bounded: each holds a whole image)."""
+PREFETCH_BATCHES = 2
+"""Batches made ahead of the model. AUTOTUNE grew this buffer with the length of a pass
+(224 px batches of 32 are 19 MB each) while the model, slower than the input, gains
+nothing from more than a batch or two ready."""
 
 EPOCH_SEED_STRIDE = 1_000_003
 """Epoch e of a run with seed s shuffles and augments with seed s * stride + e."""
@@ -39,6 +43,7 @@ def make_dataset(
     repeat: bool = False,
     max_image_pixels: int | None = MAX_IMAGE_PIXELS,
     epochs: range | None = None,
+    prefetch_batches: int = PREFETCH_BATCHES,
 ) -> tf.data.Dataset:
     """A dataset of `(features, labels, masks)` batches.
 
@@ -88,6 +93,7 @@ def make_dataset(
             `mmtask.data.pipeline.batches_per_epoch`. None: one
             epoch per iteration, reshuffled each time from where this
             process's last iteration left off.
+        prefetch_batches: int. Batches prepared ahead of the consumer (>= 1).
 
     Raises:
         ValueError: neither `model` nor `image_size` is given, or they disagree.
@@ -127,11 +133,16 @@ def make_dataset(
     if not images_read:
         del features["image"]
     labels = {task: _filled(values) for task, values in posts.labels.items()}
-    dataset = tf.data.Dataset.from_tensor_slices((features, labels, posts.masks()))
+    elements = tf.nest.map_structure(tf.convert_to_tensor, (features, labels, posts.masks()))
+
+    def load_row(index):
+        # Posts travel as row numbers until decoded: a shuffle over the whole
+        # set then holds 8 bytes a post, not its text, path and labels.
+        return load(*tf.nest.map_structure(lambda rows: tf.gather(rows, index), elements))
+
     return batch_posts(
-        dataset,
-        load,
-        # Before decoding the buffer holds file names: the whole set fits.
+        tf.data.Dataset.range(len(posts)),
+        load_row,
         shuffle_buffer=max(len(posts), 1) if shuffle else 0,
         cache=cache,
         repeat=repeat,
@@ -141,6 +152,7 @@ def make_dataset(
         batch_size=batch_size,
         drop_remainder=drop_remainder,
         epochs=epochs,
+        prefetch_batches=prefetch_batches,
     )
 
 
@@ -200,15 +212,19 @@ def batch_posts(
     batch_size: int,
     drop_remainder: bool,
     epochs: range | None = None,
+    prefetch_batches: int = PREFETCH_BATCHES,
 ) -> tf.data.Dataset:
     """The steps every source shares, from undecoded `(features, labels, masks)` to batches.
 
     Shuffle (before decoding, unless cached: then after the cache, with a
     smaller buffer, as each item is a decoded image), decode with `load` in
-    parallel, cache, repeat, augment, batch and prefetch. `shuffle_buffer`
-    0 means no shuffling. With `epochs`, the batches of those epochs one
-    after the other, each shuffled and augmented from `(seed, epoch)`.
+    parallel, cache, repeat, augment, batch and prefetch `prefetch_batches`.
+    `shuffle_buffer` 0 means no shuffling. With `epochs`, the batches of
+    those epochs one after the other, each shuffled and augmented from
+    `(seed, epoch)`.
     """
+    if prefetch_batches < 1:
+        raise ValueError(f"`prefetch_batches` must be >= 1. Received: {prefetch_batches}")
     if epochs is not None:
         if repeat:
             raise ValueError("Give `epochs` or `repeat=True`, not both: `epochs` sets how many.")
@@ -223,6 +239,7 @@ def batch_posts(
             batch_size=batch_size,
             drop_remainder=drop_remainder,
             epochs=epochs,
+            prefetch_batches=prefetch_batches,
         )
     if shuffle_buffer and not cache:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
@@ -240,7 +257,7 @@ def batch_posts(
             _augment_one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
         )
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return dataset.prefetch(prefetch_batches)
 
 
 def _epoch_keyed(
@@ -255,6 +272,7 @@ def _epoch_keyed(
     batch_size: int,
     drop_remainder: bool,
     epochs: range,
+    prefetch_batches: int,
 ) -> tf.data.Dataset:
     """`batch_posts` over `epochs`, each epoch shuffled and augmented from `(seed, epoch)`.
 
@@ -305,7 +323,7 @@ def _epoch_keyed(
         # flat_map hides the length, which Keras reads for its progress display.
         per_epoch = batches_per_epoch(posts_count, batch_size, drop_remainder)
         batches = batches.apply(tf.data.experimental.assert_cardinality(per_epoch * len(epochs)))
-    return batches.prefetch(tf.data.AUTOTUNE)
+    return batches.prefetch(prefetch_batches)
 
 
 def _permuted(rows, seed: tf.Tensor):

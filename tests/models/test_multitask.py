@@ -110,6 +110,31 @@ def test_metrics_ignore_unlabelled_examples():
         assert result[f"{task}_accuracy"] == 0.0
 
 
+def test_logged_task_losses_are_those_of_the_outputs_they_are_logged_for():
+    model = make_model()
+    model.compile(optimizer="adam")
+    x, y = make_batch(12, seed=5)
+    y["text_task"][:3] = -1
+    outputs = model.predict(x, verbose=0)
+    keep = {task: y[task] >= 0 for task in TASKS}
+
+    def expected(predicted, task):
+        return cross_entropy(predicted[task][keep[task]], y[task][keep[task]]).mean()
+
+    # evaluate: the losses of the step's loss are logged, masked as in training.
+    result = model.evaluate(x, y, batch_size=12, verbose=0, return_dict=True)
+    for task in TASKS:
+        assert result[f"{task}_loss"] == pytest.approx(expected(outputs, task), rel=1e-4)
+    # Losses computed for one batch of outputs are never logged for another.
+    other = {task: np.roll(p, 1, axis=0) for task, p in outputs.items()}
+    model.compute_loss(x, y, {task: tf.constant(p) for task, p in outputs.items()})
+    model.reset_metrics()
+    model.compute_metrics(x, y, {task: tf.constant(p) for task, p in other.items()})
+    for task in TASKS:
+        logged = float(model.task_loss_trackers[task].result())
+        assert logged == pytest.approx(expected(other, task), rel=1e-4)
+
+
 def test_macro_f1_matches_numpy():
     from mmtask.evaluation import classification_report
 
