@@ -42,7 +42,10 @@ def make_dataset(
     `{task: float32 (B,)}`, 1.0 where the label is real. A modality with
     precomputed features (`posts.features`) is served as those features
     instead, and not augmented. Batches for a model without an image
-    encoder carry no `"image"`.
+    encoder carry no `"image"`; for a model whose text encoder reads
+    "token_ids", `"text"` is the int32 (B, L) ids of its `tokenize`, made
+    here on each batch, so the model needs no string ops (and trains on
+    every Keras backend).
 
     Images are resized to the size the model reads, so give the model (or
     its size): a fixed default would silently feed it the wrong size.
@@ -50,7 +53,8 @@ def make_dataset(
     Args:
         posts: Posts. The posts to serve.
         model: MultiTaskModel | None. The model the batches are for; images
-            get its `image_size`.
+            get its `image_size`, and texts its text encoder's token ids
+            where that encoder reads them.
         image_size: int | tuple[int, int] | None. Image (height, width), an int
             for a square; default the model's. Needed, through one of the
             two, unless the images are precomputed features.
@@ -103,6 +107,7 @@ def make_dataset(
         del features["image"]
     labels = {task: _filled(values) for task, values in posts.labels.items()}
     dataset = tf.data.Dataset.from_tensor_slices((features, labels, posts.masks()))
+    tokenizer = _text_tokenizer(model, text_precomputed="text" in posts.features)
     return batch_posts(
         dataset,
         load,
@@ -115,7 +120,16 @@ def make_dataset(
         deterministic=deterministic,
         batch_size=batch_size,
         drop_remainder=drop_remainder,
+        tokenize=tokenizer,
     )
+
+
+def _text_tokenizer(model, text_precomputed: bool):
+    """The `tokenize` of the model's text encoder if it reads token ids, else None."""
+    if model is None or text_precomputed or "text" not in model.modalities:
+        return None
+    encoder = model.encoders["text"]
+    return encoder.tokenize if encoder.reads == "token_ids" else None
 
 
 def _filled(labels: np.ndarray) -> np.ndarray:
@@ -156,13 +170,15 @@ def batch_posts(
     deterministic: bool,
     batch_size: int,
     drop_remainder: bool,
+    tokenize=None,
 ) -> tf.data.Dataset:
     """The steps every source shares, from undecoded `(features, labels, masks)` to batches.
 
     Shuffle (before decoding, unless cached: then after the cache, with a
     smaller buffer, as each item is a decoded image), decode with `load` in
-    parallel, cache, repeat, augment, batch and prefetch. `shuffle_buffer`
-    0 means no shuffling.
+    parallel, cache, repeat, augment, batch, tokenize the texts of each batch
+    with `tokenize` if given, and prefetch. `shuffle_buffer` 0 means no
+    shuffling.
     """
     if shuffle_buffer and not cache:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
@@ -180,6 +196,14 @@ def batch_posts(
             _augment_one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
         )
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    if tokenize is not None:
+
+        def tokenized(features, labels, masks):
+            return {**features, "text": tokenize(features["text"])}, labels, masks
+
+        dataset = dataset.map(
+            tokenized, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
+        )
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
