@@ -1,4 +1,4 @@
-"""Training examples/s of the MVSA-sized model: mmtask vs plain Keras vs a hand-written PyTorch loop.
+"""Training examples/s of the MVSA-sized model: mmtask, plain Keras and a hand-written PyTorch loop.
 
 The model: EfficientNet-Lite0 at 224 px (a keras-hub `EfficientNetBackbone`
 built from Lite0's config, random weights: nothing is downloaded), a
@@ -13,12 +13,13 @@ fused), everything trainable, Adam.
 - (b) keras: fresh copies of the same layers wired as a functional
   `keras.Model`, "sparse_categorical_crossentropy" per task with
   `loss_weights` of 1.0, "accuracy", the masks as `sample_weight`.
-- (c) torch: the same architecture as a hand-written PyTorch loop,
-  `torch.compile`d, under bf16 autocast for `mixed_bfloat16`: the text side
-  is transformers' `BertModel` of the same configuration and the image side
-  timm's `efficientnet_lite0` where those are installed; otherwise a
-  stand-in of the same widths written here (a small depthwise-separable
-  conv net, `nn.TransformerEncoder`), named in `torch_models`.
+- (c) torch: the same architecture as a hand-written PyTorch loop
+  (`gpu_train_torch.py`), `torch.compile`d (inductor; `aot_eager` with
+  `--smoke`), under bf16 autocast for `mixed_bfloat16`: the text side is
+  transformers' `BertModel` of the same configuration where transformers is
+  installed (else `nn.TransformerEncoder`), the image side timm's
+  `efficientnet_lite0` where timm is installed (else `LiteNet`: the same
+  Lite0 stages in PyTorch, from the same config); `torch_models` names them.
 
 Each runs on the same in-memory batches (random images in 0..255, random
 token ids, labels in 0..2 with about 10% of post labels missing) already on
@@ -137,8 +138,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="The device's peak TFLOP/s (default: H100/H200 bf16 if detected).",
     )
+    parser.add_argument(
+        "--torch-compile-backend",
+        default=None,
+        help="torch.compile's backend (default inductor; aot_eager with --smoke: the "
+        "same tracing and autograd, without inductor's minutes of C++ compilation on a CPU).",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    args.torch_compile_backend = args.torch_compile_backend or (
+        "aot_eager" if args.smoke else "inductor"
+    )
     args.size = SMOKE if args.smoke else FULL
     args.batch_sizes = args.batch_sizes or ([4] if args.smoke else [128, 256])
     args.steps = args.steps or (2 if args.smoke else 30)
@@ -261,9 +271,9 @@ def forward_flops(model, batch: tuple) -> float | None:
 
 def time_keras(model, batches: list, warmup: int, steps: int) -> float:
     """Seconds of `steps` training steps after `warmup` untimed ones."""
-    model.fit(cycle(batches), steps_per_epoch=warmup, epochs=1, verbose=0)
+    model.fit(cycle(batches), steps_per_epoch=warmup, epochs=1, verbose=0, shuffle=False)
     start = time.perf_counter()
-    model.fit(cycle(batches), steps_per_epoch=steps, epochs=1, verbose=0)
+    model.fit(cycle(batches), steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
     return time.perf_counter() - start
 
 
@@ -335,7 +345,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
                 import gpu_train_torch  # here: torch only where its side runs
 
                 rate, torch_info = gpu_train_torch.examples_per_s(
-                    args.size, TASKS, batches, precision, args.warmup_steps, args.steps, args.seed
+                    args.size,
+                    TASKS,
+                    batches,
+                    precision,
+                    args.warmup_steps,
+                    args.steps,
+                    args.seed,
+                    args.torch_compile_backend,
                 )
                 log(f"batch {batch_size} {precision} torch: {rate:.1f} examples/s {torch_info}")
                 row["torch_examples_per_s"] = round(rate, 2)

@@ -170,7 +170,14 @@ def build(size: dict, tasks: dict) -> tuple[nn.Module, dict]:
 
 
 def examples_per_s(
-    size: dict, tasks: dict, batches: list, precision: str, warmup: int, steps: int, seed: int
+    size: dict,
+    tasks: dict,
+    batches: list,
+    precision: str,
+    warmup: int,
+    steps: int,
+    seed: int,
+    compile_backend: str = "inductor",
 ) -> tuple[float, dict]:
     """Training examples/s of the compiled loop after `warmup` steps, and what it ran."""
     torch.manual_seed(seed)
@@ -189,7 +196,7 @@ def examples_per_s(
             total = total + (losses * masks[task]).sum() / masks[task].sum().clamp(min=1.0)
         return total
 
-    compiled = torch.compile(loss_of)
+    compiled = torch.compile(loss_of, backend=compile_backend)
     on_device = [
         (
             torch.as_tensor(features["text"], device=device).long(),
@@ -208,8 +215,13 @@ def examples_per_s(
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    run(warmup)
+    run(max(warmup, 2))  # dynamo may compile again on the second call
     start = time.perf_counter()
     run(steps)
     rate = steps * len(batches[0][0]["text"]) / (time.perf_counter() - start)
-    return rate, {**names, "device": device.type, "torch_version": torch.__version__}
+    return rate, {
+        **names,
+        "device": device.type,
+        "compile_backend": compile_backend,
+        "torch_version": torch.__version__,
+    }

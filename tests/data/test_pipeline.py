@@ -47,7 +47,7 @@ def _collect(dataset):
 
 
 def _model(reads="text", tokenize=None):
-    """All make_dataset reads of a model: its image size, modalities, what its text encoder reads."""
+    """All make_dataset reads of a model: image size, modalities, what its text encoder reads."""
     text_encoder = SimpleNamespace(reads=reads, tokenize=tokenize)
     return SimpleNamespace(
         image_size=(6, 8), modalities=["image", "text"], encoders={"text": text_encoder}
