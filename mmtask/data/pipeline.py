@@ -199,7 +199,10 @@ def batch_posts(
     if tokenize is not None:
 
         def tokenized(features, labels, masks):
-            return {**features, "text": tokenize(features["text"])}, labels, masks
+            token_ids = tokenize(features["text"])
+            # Keeps a static batch size (drop_remainder) the tokenizer's output shape lost.
+            token_ids.set_shape(features["text"].shape.concatenate(token_ids.shape[1:]))
+            return {**features, "text": token_ids}, labels, masks
 
         dataset = dataset.map(
             tokenized, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic

@@ -70,9 +70,10 @@ def test_image_size_missing_or_disagreeing_with_the_model_is_an_error(posts):
 
 
 def test_texts_become_token_ids_for_a_text_encoder_that_reads_them(posts):
-    def tokenize(texts):  # "post i" -> [len("post i"), i + 1]
+    def tokenize(texts):  # "post i" -> [len("post i"), i + 1], batch size unknown
         numbers = tf.strings.to_number(tf.strings.split(texts).to_tensor()[:, 1], tf.int32)
-        return tf.stack([tf.strings.length(texts), numbers + 1], axis=1)
+        ids = tf.stack([tf.strings.length(texts), numbers + 1], axis=1)
+        return tf.compat.v1.placeholder_with_default(ids, [None, 2])  # as TextVectorization
 
     dataset = make_dataset(posts, model=_model("token_ids", tokenize), batch_size=4)
     assert dataset.element_spec[0]["text"].dtype == tf.int32
@@ -81,6 +82,10 @@ def test_texts_become_token_ids_for_a_text_encoder_that_reads_them(posts):
     np.testing.assert_array_equal(ids[:, 0], [len(f"post {i}") for i in range(NUM_POSTS)])
     texts = make_dataset(posts, model=_model("text", tokenize), batch_size=4)
     assert texts.element_spec[0]["text"].dtype == tf.string
+    dropped = make_dataset(
+        posts, model=_model("token_ids", tokenize), batch_size=4, drop_remainder=True
+    )
+    assert dropped.element_spec[0]["text"].shape == (4, 2)
 
 
 def test_element_spec_and_batches(posts):
