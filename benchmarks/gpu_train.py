@@ -271,7 +271,9 @@ def forward_flops(model, batch: tuple) -> float | None:
 
 def time_keras(model, batches: list, warmup: int, steps: int) -> float:
     """Seconds of `steps` training steps after `warmup` untimed ones."""
+    start = time.perf_counter()
     model.fit(cycle(batches), steps_per_epoch=warmup, epochs=1, verbose=0, shuffle=False)
+    log(f"{model.name}: warm-up (compilation) {time.perf_counter() - start:.1f} s")
     start = time.perf_counter()
     model.fit(cycle(batches), steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
     return time.perf_counter() - start
@@ -304,7 +306,9 @@ def run_keras_side(args, batch_size: int, precision: str, batches: list) -> dict
                 seconds = time_keras(m, device_batches, args.warmup_steps, args.steps)
                 result[name] = args.steps * batch_size / seconds
                 log(f"batch {batch_size} {precision} {name}: {result[name]:.1f} examples/s")
+        start = time.perf_counter()
         flops = forward_flops(model, device_batches[0])
+        log(f"cost analysis {time.perf_counter() - start:.1f} s")
         result["train_flops_per_example"] = None if flops is None else 3 * flops / batch_size
         return result
     finally:

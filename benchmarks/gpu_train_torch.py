@@ -215,7 +215,9 @@ def examples_per_s(
         if device.type == "cuda":
             torch.cuda.synchronize()
 
+    start = time.perf_counter()
     run(max(warmup, 2))  # dynamo may compile again on the second call
+    compile_s = time.perf_counter() - start
     start = time.perf_counter()
     run(steps)
     rate = steps * len(batches[0][0]["text"]) / (time.perf_counter() - start)
@@ -223,5 +225,6 @@ def examples_per_s(
         **names,
         "device": device.type,
         "compile_backend": compile_backend,
+        "warmup_s": round(compile_s, 1),
         "torch_version": torch.__version__,
     }
