@@ -3,7 +3,9 @@
 The GPU machine has JAX and PyTorch but no TensorFlow, so the child process
 gets `no_tensorflow/sitecustomize.py`, which makes `import tensorflow` fail:
 the script, and the mmtask modules that build its model, must not need it.
-The PyTorch side runs too (torch is in the `test` extra).
+The PyTorch side runs too (torch is in the `test` extra). XLA compiles with
+its backend optimizations off: a smoke run's figures mean nothing, and the
+compilations are most of its CPU time (about 34 s of CPU instead of 55).
 """
 
 import json
@@ -21,6 +23,7 @@ def test_gpu_benchmark_smoke_runs_on_jax_without_tensorflow():
     env = {
         **os.environ,
         "KERAS_BACKEND": "jax",
+        "XLA_FLAGS": "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true",
         "PYTHONPATH": os.pathsep.join([str(NO_TENSORFLOW), str(ROOT)]),
     }
     blocked = subprocess.run(
