@@ -303,11 +303,12 @@ def run_keras_side(args, batch_size: int, precision: str, batches: list) -> dict
             )
             models["keras"] = baseline
         device_batches = jax.device_put(batches)
-        result = {"params": model.count_params()}
+        result = {"params": model.count_params(), "jit_compile": {}}
         for name, m in models.items():
             if name in args.frameworks:
                 seconds = time_keras(m, device_batches, args.warmup_steps, args.steps)
                 result[name] = args.steps * batch_size / seconds
+                result["jit_compile"][name] = bool(m.jit_compile)
                 log(f"batch {batch_size} {precision} {name}: {result[name]:.1f} examples/s")
         start = time.perf_counter()
         flops = forward_flops(model, device_batches[0])
@@ -372,6 +373,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
             if peak and flops:
                 row["mmtask_fraction_of_peak"] = round(side["mmtask"] * flops / (peak * 1e12), 4)
             row["params"] = side["params"]
+            row["jit_compile"] = side["jit_compile"]
             runs.append(row)
     return {
         "benchmark": "gpu_train",

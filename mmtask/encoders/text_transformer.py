@@ -84,6 +84,10 @@ class TransformerTextEncoder(Encoder):
             vocabulary=self.vocabulary,
             name="vectorizer",
         )
+        if self.reads == "token_ids":
+            # It runs in the tf.data pipeline only, never in the model's step, so
+            # it must not stop the step from being compiled (XLA, jax.jit).
+            self.vectorizer.supports_jit = True
         self.embedding = keras_hub.layers.TokenAndPositionEmbedding(
             vocabulary_size=max_tokens,
             sequence_length=sequence_length,

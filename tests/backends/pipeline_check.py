@@ -108,6 +108,7 @@ def check_trains_from_pipeline(posts, encoder_factory) -> None:
 
     before = text_weights(model)
     model.compile(optimizer=keras.optimizers.Adam(0.01))
+    assert model.jit_compile, "the train step is not compiled (jax.jit)"
     history = model.fit(dataset, epochs=1, verbose=0).history
     for task in TASK_INPUTS:
         assert np.all(np.isfinite(history[f"{task}_loss"])), history

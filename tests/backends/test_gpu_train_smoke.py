@@ -49,4 +49,5 @@ def test_gpu_benchmark_smoke_runs_on_jax_without_tensorflow():
         run["mmtask_examples_per_s"] / run["keras_examples_per_s"], 3
     )
     assert run["train_gflops_per_example"] > 0, run
+    assert run["jit_compile"] == {"mmtask": True, "keras": True}, run
     assert result["torch_models"]["device"] == "cpu"
