@@ -86,8 +86,10 @@ class TransformerTextEncoder(Encoder):
         )
         if self.reads == "token_ids":
             # It runs in the tf.data pipeline only, never in the model's step, so
-            # it must not stop the step from being compiled (XLA, jax.jit).
-            self.vectorizer.supports_jit = True
+            # neither it nor its lookup layer may stop the step from being
+            # compiled (Keras compiles a model only if all its layers support it).
+            for layer in self.vectorizer._flatten_layers(include_self=True):
+                layer.supports_jit = True
         self.embedding = keras_hub.layers.TokenAndPositionEmbedding(
             vocabulary_size=max_tokens,
             sequence_length=sequence_length,
