@@ -19,6 +19,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf  # the input side: tf.data and its string ops
 from keras import ops
 
 from mmtask.data import features_only, make_dataset, read_mvsa, write_synthetic_mvsa
@@ -96,8 +97,12 @@ def text_weights(model: MultiTaskModel) -> dict[str, np.ndarray]:
     }
 
 
-def check_trains_from_pipeline(posts, encoder_factory) -> None:
-    """Batches carry int32 token ids; `fit` trains the text encoder on them; NaN-free."""
+def check_trains_from_pipeline(posts, encoder_factory, folder: Path) -> None:
+    """Batches carry int32 token ids; `fit` trains the text encoder on them; a `.keras` round trip.
+
+    The reloaded model predicts the same, and its encoder tokenizes as the
+    pipeline did.
+    """
     model = make_model(posts, encoder_factory(posts))
     dataset = make_dataset(posts, model=model, batch_size=BATCH, training=True, seed=0)
     features, labels, masks = next(iter(dataset))
@@ -120,6 +125,16 @@ def check_trains_from_pipeline(posts, encoder_factory) -> None:
     after = text_weights(model)
     unmoved = [path for path in before if np.allclose(before[path], after[path])]
     assert before and not unmoved, f"text encoder weights left untrained: {unmoved}"
+
+    x = {m: v.numpy() for m, v in next(iter(features_only(in_order))).items()}
+    model.save(folder / "token_ids.keras")
+    loaded = keras.models.load_model(folder / "token_ids.keras")
+    assert loaded.encoders["text"].reads == "token_ids"
+    expected, actual = model.predict(x, verbose=0), loaded.predict(x, verbose=0)
+    for task in TASK_INPUTS:
+        np.testing.assert_allclose(actual[task], expected[task], atol=1e-6)
+    ids = loaded.encoders["text"].tokenize(tf.constant(posts.texts[:BATCH]))
+    np.testing.assert_array_equal(ids.numpy(), x["text"])
 
 
 def check_precomputed_features(posts) -> None:
@@ -148,8 +163,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         posts = read_posts(Path(folder) / "mvsa")
         checks = {
-            "transformer_token_ids": lambda: check_trains_from_pipeline(posts, transformer_encoder),
-            "keras_hub_token_ids": lambda: check_trains_from_pipeline(posts, bert_encoder),
+            "transformer_token_ids": lambda: check_trains_from_pipeline(
+                posts, transformer_encoder, Path(folder)
+            ),
+            "keras_hub_token_ids": lambda: check_trains_from_pipeline(
+                posts, bert_encoder, Path(folder)
+            ),
             "precomputed_features": lambda: check_precomputed_features(posts),
         }
         for name, check in checks.items():
