@@ -30,11 +30,16 @@ before timing, so the disk path reads from the page cache, not the device;
 `effective_cores` says how many cores' worth of throughput the machine's
 CPUs really deliver (the input pipeline and the training step share them).
 
+`--backend jax` trains with Keras on JAX from the same tf.data pipeline; the
+text encoder then reads token ids (`reads="token_ids"`), which the pipeline
+makes from the texts on each batch (on TensorFlow the model tokenizes).
+
 Prints one JSON line on stdout; progress goes to stderr.
 
 Run:
     .venv/bin/python benchmarks/input_wait.py
     .venv/bin/python benchmarks/input_wait.py --limit 256 --steps 5 --repeats 1
+    .venv/bin/python benchmarks/input_wait.py --backend jax
 """
 
 from __future__ import annotations
@@ -47,10 +52,27 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import keras
-import numpy as np
-import tensorflow as tf
-from common import (
+BACKENDS = ("tensorflow", "jax")
+
+
+def _backend_option(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="tensorflow",
+        help="Keras backend of the training step (default tensorflow).",
+    )
+    return parser
+
+
+# Keras reads its backend when first imported.
+os.environ["KERAS_BACKEND"] = _backend_option().parse_known_args()[0].backend
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from common import (  # noqa: E402
     DEFAULT_DATA,
     effective_cores,
     load_posts,
@@ -61,9 +83,9 @@ from common import (
     warm_page_cache,
 )
 
-from mmtask.builder import build_model
-from mmtask.data import Posts, make_dataset
-from mmtask.spec import ModelSpec
+from mmtask.builder import build_model  # noqa: E402
+from mmtask.data import Posts, make_dataset  # noqa: E402
+from mmtask.spec import ComponentSpec, ModelSpec  # noqa: E402
 
 TARGET_WAIT_FRACTION = 0.05
 
@@ -73,7 +95,9 @@ def log(message: str) -> None:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], parents=[_backend_option()]
+    )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="MVSA-Single folder.")
     parser.add_argument(
         "--limit", type=positive_int, default=None, help="Posts to train on (default all)."
@@ -94,11 +118,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def disk_dataset(posts: Posts, image_size: int, batch_size: int) -> tf.data.Dataset:
+def disk_dataset(posts: Posts, model, batch_size: int) -> tf.data.Dataset:
     """Training batches read, decoded and augmented from the image files at every step."""
     return make_dataset(
         posts,
-        image_size=image_size,
+        model=model,
         batch_size=batch_size,
         training=True,
         repeat=True,
@@ -135,22 +159,26 @@ def main(argv: Sequence[str] | None = None) -> dict:
     log(f"{len(posts)} posts; read {cached_bytes / 1e6:.0f} MB of images once")
 
     keras.utils.set_random_seed(args.seed)
-    disk = disk_dataset(posts, args.image_size, args.batch_size)
+    spec = ModelSpec(image_size=args.image_size)  # default parts; tasks from the data
+    if keras.backend.backend() != "tensorflow":
+        # Raw strings need TensorFlow in the model: the pipeline tokenizes instead.
+        spec.text_encoder = ComponentSpec("transformer", {"reads": "token_ids"})
+    model = build_model(spec, posts.label_names, posts.texts)
+    model.compile(optimizer="adam")
+    log(
+        f"backend {keras.backend.backend()}; tasks and their inputs: {model.task_inputs}; "
+        f"{model.count_params()} parameters"
+    )
+
+    disk = disk_dataset(posts, model, args.batch_size)
     memory = memory_dataset(
-        disk_dataset(posts, args.image_size, args.batch_size),
-        args.memory_batches,
-        args.batch_size,
+        disk_dataset(posts, model, args.batch_size), args.memory_batches, args.batch_size
     )
     if disk.element_spec != memory.element_spec:
         raise RuntimeError(
             f"The two sources differ: disk {disk.element_spec}, memory {memory.element_spec}"
         )
     sources = {"disk": disk, "memory": memory}
-
-    spec = ModelSpec(image_size=args.image_size)  # default parts; tasks from the data
-    model = build_model(spec, posts.label_names, posts.texts)
-    model.compile(optimizer="adam")
-    log(f"tasks and their inputs: {model.task_inputs}; {model.count_params()} parameters")
     for name, dataset in sources.items():
         start = time.perf_counter()
         model.fit(dataset, steps_per_epoch=args.warmup_steps, epochs=1, verbose=0, shuffle=False)
@@ -177,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     pipeline_cpu_ms = statistics.median(c / examples * 1e3 for _, c in pipeline_runs)
     return {
         "benchmark": "input_wait",
+        "backend": keras.backend.backend(),
+        "text_input": model.encoders["text"].reads,
         "posts": len(posts),
         "image_size": args.image_size,
         "batch_size": args.batch_size,

@@ -14,7 +14,6 @@ from typing import ClassVar
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 
 @dataclass
@@ -466,11 +465,17 @@ def modality_contributions(model, dataset) -> dict[str, dict[str, float]]:
     if missing:
         raise ValueError(f"Modality contributions need text and image inputs; missing {missing}.")
 
+    import tensorflow as tf  # here, so the heads' import of this module needs no TF
+
     def masked(modality):
         def mask(features, labels, masks):
             features = dict(features)
             values = features[modality]
-            blank = "" if values.dtype == tf.string else float("nan")
+            # The missing mark of the input: blank text, all-padding token ids, NaNs.
+            if values.dtype == tf.string:
+                blank = ""
+            else:
+                blank = 0 if values.dtype.is_integer else float("nan")
             features[modality] = tf.fill(tf.shape(values), tf.constant(blank, values.dtype))
             return features, labels, masks
 

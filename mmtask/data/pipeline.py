@@ -56,7 +56,10 @@ def make_dataset(
     `{task: float32 (B,)}`, 1.0 where the label is real. A modality with
     precomputed features (`posts.features`) is served as those features
     instead, and not augmented. Batches for a model without an image
-    encoder carry no `"image"`.
+    encoder carry no `"image"`; for a model whose text encoder reads
+    "token_ids", `"text"` is the int32 (B, L) ids of its `tokenize`, made
+    here on each batch, so the model needs no string ops (and trains on
+    every Keras backend).
 
     Images are resized to the size the model reads, so give the model (or
     its size): a fixed default would silently feed it the wrong size.
@@ -64,7 +67,8 @@ def make_dataset(
     Args:
         posts: Posts. The posts to serve.
         model: MultiTaskModel | None. The model the batches are for; images
-            get its `image_size`.
+            get its `image_size`, and texts its text encoder's token ids
+            where that encoder reads them.
         image_size: int | tuple[int, int] | None. Image (height, width), an int
             for a square; default the model's. Needed, through one of the
             two, unless the images are precomputed features.
@@ -140,6 +144,7 @@ def make_dataset(
         # set then holds 8 bytes a post, not its text, path and labels.
         return load(*tf.nest.map_structure(lambda rows: tf.gather(rows, index), elements))
 
+    tokenizer = _text_tokenizer(model, text_precomputed="text" in posts.features)
     return batch_posts(
         tf.data.Dataset.range(len(posts)),
         load_row,
@@ -153,6 +158,7 @@ def make_dataset(
         drop_remainder=drop_remainder,
         epochs=epochs,
         prefetch_batches=prefetch_batches,
+        tokenize=tokenizer,
     )
 
 
@@ -171,6 +177,14 @@ def _read_image(path: tf.Tensor, size: tuple[int, int], max_pixels: int | None) 
 def batches_per_epoch(posts: int, batch_size: int, drop_remainder: bool = False) -> int:
     """How many batches one epoch over `posts` posts makes."""
     return posts // batch_size if drop_remainder else math.ceil(posts / batch_size)
+
+
+def _text_tokenizer(model, text_precomputed: bool):
+    """The `tokenize` of the model's text encoder if it reads token ids, else None."""
+    if model is None or text_precomputed or "text" not in model.modalities:
+        return None
+    encoder = model.encoders["text"]
+    return encoder.tokenize if encoder.reads == "token_ids" else None
 
 
 def _filled(labels: np.ndarray) -> np.ndarray:
@@ -213,22 +227,23 @@ def batch_posts(
     drop_remainder: bool,
     epochs: range | None = None,
     prefetch_batches: int = PREFETCH_BATCHES,
+    tokenize=None,
 ) -> tf.data.Dataset:
     """The steps every source shares, from undecoded `(features, labels, masks)` to batches.
 
     Shuffle (before decoding, unless cached: then after the cache, with a
     smaller buffer, as each item is a decoded image), decode with `load` in
-    parallel, cache, repeat, augment, batch and prefetch `prefetch_batches`.
-    `shuffle_buffer` 0 means no shuffling. With `epochs`, the batches of
-    those epochs one after the other, each shuffled and augmented from
-    `(seed, epoch)`.
+    parallel, cache, repeat, augment, batch, tokenize the texts of each batch
+    with `tokenize` if given, and prefetch `prefetch_batches`. `shuffle_buffer`
+    0 means no shuffling. With `epochs`, the batches of those epochs one after
+    the other, each shuffled and augmented from `(seed, epoch)`.
     """
     if prefetch_batches < 1:
         raise ValueError(f"`prefetch_batches` must be >= 1. Received: {prefetch_batches}")
     if epochs is not None:
         if repeat:
             raise ValueError("Give `epochs` or `repeat=True`, not both: `epochs` sets how many.")
-        return _epoch_keyed(
+        dataset = _epoch_keyed(
             dataset,
             load,
             shuffle_buffer=shuffle_buffer,
@@ -239,8 +254,8 @@ def batch_posts(
             batch_size=batch_size,
             drop_remainder=drop_remainder,
             epochs=epochs,
-            prefetch_batches=prefetch_batches,
         )
+        return _tokenized(dataset, tokenize, deterministic).prefetch(prefetch_batches)
     if shuffle_buffer and not cache:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
@@ -257,7 +272,7 @@ def batch_posts(
             _augment_one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
         )
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    return dataset.prefetch(prefetch_batches)
+    return _tokenized(dataset, tokenize, deterministic).prefetch(prefetch_batches)
 
 
 def _epoch_keyed(
@@ -272,7 +287,6 @@ def _epoch_keyed(
     batch_size: int,
     drop_remainder: bool,
     epochs: range,
-    prefetch_batches: int,
 ) -> tf.data.Dataset:
     """`batch_posts` over `epochs`, each epoch shuffled and augmented from `(seed, epoch)`.
 
@@ -323,7 +337,7 @@ def _epoch_keyed(
         # flat_map hides the length, which Keras reads for its progress display.
         per_epoch = batches_per_epoch(posts_count, batch_size, drop_remainder)
         batches = batches.apply(tf.data.experimental.assert_cardinality(per_epoch * len(epochs)))
-    return batches.prefetch(prefetch_batches)
+    return batches
 
 
 def _permuted(rows, seed: tf.Tensor):
@@ -331,6 +345,20 @@ def _permuted(rows, seed: tf.Tensor):
     size = tf.shape(tf.nest.flatten(rows)[0], out_type=tf.int64)[0]
     order = tf.random.experimental.stateless_shuffle(tf.range(size), seed=seed)
     return tf.nest.map_structure(lambda column: tf.gather(column, order), rows)
+
+
+def _tokenized(dataset: tf.data.Dataset, tokenize, deterministic: bool) -> tf.data.Dataset:
+    """Batches whose texts `tokenize` turned into token ids; unchanged if it is None."""
+    if tokenize is None:
+        return dataset
+
+    def tokenized(features, labels, masks):
+        token_ids = tokenize(features["text"])
+        # Keeps a static batch size (drop_remainder) the tokenizer's output shape lost.
+        token_ids.set_shape(features["text"].shape.concatenate(token_ids.shape[1:]))
+        return {**features, "text": token_ids}, labels, masks
+
+    return dataset.map(tokenized, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
 
 
 def _augment_one(element, augment_seed):

@@ -12,8 +12,10 @@ anyway: hidden states, a feature map).
 
 Besides its outputs, an encoder declares:
 
-- what it reads (`reads`): raw "text", "images", or precomputed "features",
-  and the per-example shape of that input (`example_shape`);
+- what it reads (`reads`): raw "text", "token_ids" (the text tokenized by
+  the encoder's `tokenize` in the tf.data pipeline, so the model itself runs
+  on every Keras backend), "images", or precomputed "features", and the
+  per-example shape of that input (`example_shape`);
 - its output widths: `output_width` (D), `sequence_width` (S) and
   `sequence_length_for(input_shape)` (L, None where unknown);
 - whether it learns a vocabulary from the training texts (`needs_vocabulary`,
@@ -38,7 +40,7 @@ from collections.abc import Collection
 import keras
 from keras import ops
 
-READS = ("text", "images", "features")
+READS = ("text", "token_ids", "images", "features")
 
 
 class Encoder(keras.layers.Layer):
@@ -56,8 +58,9 @@ class Encoder(keras.layers.Layer):
     ```
     """
 
-    #: What the encoder reads: "text" (raw strings), "images" (float32 RGB in
-    #: 0..255) or "features" (precomputed, of shape `example_shape`).
+    #: What the encoder reads: "text" (raw strings), "token_ids" (int32, 0 for
+    #: padding, what `tokenize` makes of raw strings), "images" (float32 RGB
+    #: in 0..255) or "features" (precomputed, of shape `example_shape`).
     reads: str = "images"
     #: Modules whose import registers ops this encoder's graph runs outside core
     #: TensorFlow; a process loading an export of it imports them first.
@@ -83,14 +86,26 @@ class Encoder(keras.layers.Layer):
         """
         if self.reads == "text":
             return ()
+        if self.reads == "token_ids":
+            return (self.sequence_length_for((None,)),)
         if self.reads == "images":
             return (*image_size, 3)
         raise NotImplementedError(f"{type(self).__name__} must define `example_shape`.")
 
     @property
     def input_dtype(self) -> str:
-        """The dtype of the input: "string" for raw text, else "float32"."""
-        return "string" if self.reads == "text" else "float32"
+        """The dtype of the input: "string" for raw text, "int32" for token ids, else "float32"."""
+        return {"text": "string", "token_ids": "int32"}.get(self.reads, "float32")
+
+    def tokenize(self, texts):
+        """Token ids (B, L) int32 of a batch of raw strings (B,); all 0 for a blank text.
+
+        The text work of an encoder that reads "token_ids", done in the tf.data
+        pipeline (`make_dataset(model=...)` calls it on each batch) with
+        TensorFlow's string ops, so the model itself needs none: TensorFlow
+        tensors in, TensorFlow tensors out.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not tokenize text.")
 
     @property
     def needs_vocabulary(self) -> bool:
@@ -191,6 +206,17 @@ class Encoder(keras.layers.Layer):
         config = super().get_config()
         config["output_dim"] = self.output_dim
         return config
+
+
+def text_input(reads: str) -> str:
+    """A text encoder's `reads` option, checked: "text" or "token_ids"."""
+    if reads not in ("text", "token_ids"):
+        raise ValueError(
+            "Invalid value for `reads`: expected 'text' (the model tokenizes raw strings, "
+            "TensorFlow backend only) or 'token_ids' (the tf.data pipeline tokenizes; every "
+            f"backend). Received: {reads!r}"
+        )
+    return reads
 
 
 def masked_mean(sequence, mask):

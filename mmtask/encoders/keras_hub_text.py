@@ -1,7 +1,10 @@
 """Text encoder around a pretrained keras-hub backbone (the BERT family) and its tokenizer.
 
 Tokenizer and backbone travel together inside the model, so the model and its
-exported SavedModel take raw strings. Sentence vectors are the mean of the
+exported SavedModel take raw strings (TensorFlow backend only). With
+`reads="token_ids"` the model takes token ids instead and the tf.data
+pipeline runs the normalizer, tokenizer and packer (`tokenize`), so the
+backbone trains on JAX and PyTorch too. Sentence vectors are the mean of the
 last hidden states over real tokens (as sentence-transformers do), or the
 [CLS] state.
 """
@@ -12,7 +15,7 @@ import keras
 import keras_hub
 from keras import ops
 
-from mmtask.encoders.base import Encoder, masked_mean
+from mmtask.encoders.base import Encoder, masked_mean, text_input
 from mmtask.encoders.presets import as_layer, from_preset
 from mmtask.registry import TEXT_ENCODERS
 from mmtask.text.normalizer import as_normalizer
@@ -34,6 +37,9 @@ class KerasHubTextEncoder(Encoder):
         normalizer: str | dict | layer | None. Rewrites the raw texts before
             tokenization, e.g. "tweet" (`mmtask.text.TweetNormalizer`: URLs,
             @mentions, hashtags split into words, HTML entities).
+        reads: str. "text": the model takes raw strings; "token_ids": it takes
+            the ids `tokenize` gives, made in the tf.data pipeline (the
+            tokenizer's padding id must be 0, as in the BERT family).
 
     A subclass for another family of backbones overrides `load_preset` and
     `backbone_inputs` (`MPNetTextEncoder`).
@@ -60,9 +66,11 @@ class KerasHubTextEncoder(Encoder):
         output_dim: int | None = None,
         trainable_backbone: bool = False,
         normalizer: str | dict | keras.layers.Layer | None = None,
+        reads: str = "text",
         **kwargs,
     ):
         super().__init__(output_dim=output_dim, **kwargs)
+        self.reads = text_input(reads)
         if (preset is None) == (backbone is None or tokenizer is None):
             raise ValueError(
                 "Give either `preset`, or both `tokenizer` and `backbone`. Received: "
@@ -76,6 +84,11 @@ class KerasHubTextEncoder(Encoder):
         if preset is not None:
             tokenizer, backbone = self.load_preset(preset)
         tokenizer = as_layer(tokenizer)
+        if self.reads == "token_ids" and tokenizer.pad_token_id != 0:
+            raise ValueError(
+                "A text encoder reading token ids marks padding with id 0, but this "
+                f"tokenizer pads with {tokenizer.pad_token_id}: use reads='text'."
+            )
         self.tokenizer = tokenizer
         self.backbone = as_layer(backbone)
         self.backbone.trainable = trainable_backbone
@@ -127,10 +140,25 @@ class KerasHubTextEncoder(Encoder):
     def sequence_length_for(self, input_shape) -> int:
         return self.sequence_length
 
-    def encode(self, texts, training=None):
+    def tokenize(self, texts):
+        """Packed token ids (B, sequence_length) int32 of raw strings (B,); all 0 if blank."""
+        import tensorflow as tf  # runs in the tf.data pipeline; the model needs no TF
+
+        blank = tf.equal(tf.strings.length(tf.strings.strip(texts)), 0)
+        token_ids = tf.cast(self._pack(texts)[0], tf.int32)
+        return tf.where(blank[:, None], tf.zeros_like(token_ids), token_ids)
+
+    def _pack(self, texts):
+        """(token ids, padding mask) of raw strings: normalized, tokenized, [CLS] ... [SEP]."""
         if self.normalizer is not None:
             texts = self.normalizer(texts)
-        token_ids, padding_mask = self.packer(self.tokenizer(texts))
+        return self.packer(self.tokenizer(texts))
+
+    def encode(self, inputs, training=None):
+        if self.reads == "token_ids":
+            token_ids, padding_mask = inputs, ops.not_equal(inputs, 0)
+        else:
+            token_ids, padding_mask = self._pack(inputs)
         hidden = self.backbone(
             self.backbone_inputs(token_ids, padding_mask),
             training=training and self.backbone.trainable,
@@ -150,6 +178,7 @@ class KerasHubTextEncoder(Encoder):
                 "normalizer": (
                     None if self.normalizer is None else keras.layers.serialize(self.normalizer)
                 ),
+                "reads": self.reads,
             }
         )
         return config

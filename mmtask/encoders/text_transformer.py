@@ -1,7 +1,11 @@
 """Default text encoder: a vocabulary learnt from the training texts, then a small transformer.
 
-The encoder owns its tokenizer (a `TextVectorization` layer), so a model built
-with it takes raw strings, and an exported SavedModel does too.
+The encoder owns its tokenizer (a `TextVectorization` layer). By default a
+model built with it takes raw strings, and an exported SavedModel does too
+(TensorFlow backend only: the tokenizer runs TensorFlow string ops). With
+`reads="token_ids"` the model takes the token ids and the tf.data pipeline
+tokenizes (`make_dataset(model=...)` calls `tokenize`), so the model runs on
+JAX and PyTorch as well.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import keras
 import keras_hub
 from keras import ops
 
-from mmtask.encoders.base import Encoder, masked_mean
+from mmtask.encoders.base import Encoder, masked_mean, text_input
 from mmtask.registry import TEXT_ENCODERS
 
 
@@ -35,6 +39,8 @@ class TransformerTextEncoder(Encoder):
         vocabulary: list[str] | None. A fixed vocabulary, kept in the config;
             otherwise call `adapt`, and the learnt vocabulary is saved with the
             model's assets.
+        reads: str. "text": the model takes raw strings; "token_ids": it takes
+            the ids `tokenize` gives, made in the tf.data pipeline.
 
     Example:
     ```python
@@ -58,9 +64,11 @@ class TransformerTextEncoder(Encoder):
         dropout: float = 0.1,
         output_dim: int | None = None,
         vocabulary: Sequence[str] | None = None,
+        reads: str = "text",
         **kwargs,
     ):
         super().__init__(output_dim=output_dim, **kwargs)
+        self.reads = text_input(reads)
         self.max_tokens = max_tokens
         self.sequence_length = sequence_length
         self.embed_dim = embed_dim
@@ -76,6 +84,12 @@ class TransformerTextEncoder(Encoder):
             vocabulary=self.vocabulary,
             name="vectorizer",
         )
+        if self.reads == "token_ids":
+            # It runs in the tf.data pipeline only, never in the model's step, so
+            # neither it nor its lookup layer may stop the step from being
+            # compiled (Keras compiles a model only if all its layers support it).
+            for layer in self.vectorizer._flatten_layers(include_self=True):
+                layer.supports_jit = True
         self.embedding = keras_hub.layers.TokenAndPositionEmbedding(
             vocabulary_size=max_tokens,
             sequence_length=sequence_length,
@@ -108,8 +122,14 @@ class TransformerTextEncoder(Encoder):
     def vocabulary_size(self) -> int:
         return self.vectorizer.vocabulary_size()
 
+    def tokenize(self, texts):
+        """Token ids (B, sequence_length) int32 of raw strings (B,), 0 for padding."""
+        import tensorflow as tf  # runs in the tf.data pipeline; the model needs no TF
+
+        return tf.cast(self.vectorizer(texts), tf.int32)
+
     def build(self, input_shape):
-        self.vectorizer.build(input_shape)
+        self.vectorizer.build((input_shape[0],))
         sequence_shape = (None, self.sequence_length)
         self.embedding.build(sequence_shape)
         for block in self.blocks:
@@ -119,8 +139,8 @@ class TransformerTextEncoder(Encoder):
     def sequence_length_for(self, input_shape) -> int:
         return self.sequence_length
 
-    def encode(self, texts, training=None):
-        token_ids = self.vectorizer(texts)
+    def encode(self, inputs, training=None):
+        token_ids = inputs if self.reads == "token_ids" else self.vectorizer(inputs)
         padding_mask = ops.not_equal(token_ids, 0)
         x = self.embedding(token_ids)
         for block in self.blocks:
@@ -139,6 +159,7 @@ class TransformerTextEncoder(Encoder):
                 "intermediate_dim": self.intermediate_dim,
                 "dropout": self.dropout,
                 "vocabulary": self.vocabulary,
+                "reads": self.reads,
             }
         )
         return config

@@ -24,7 +24,6 @@ import math
 import re
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 from mmtask.encoders.base import Encoder, image_patches
@@ -68,6 +67,8 @@ class SavedModelLayer(keras.layers.Layer):
         self.handle = handle
         self.signature = signature
         self.output_key = output_key
+        import tensorflow as tf  # here, so importing mmtask.encoders needs no TF
+
         self._loaded = tf.saved_model.load(str(local_path(handle, "TF-Hub module")))
         self._function = self._resolve_function()
         concrete = self._concrete_functions()

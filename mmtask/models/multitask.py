@@ -34,7 +34,8 @@ def _model_input(modality: str, encoder: Encoder, image_size: tuple[int, int]):
     if encoder.reads == "text" and backend != "tensorflow":
         raise MmtaskError(
             f"{type(encoder).__name__} reads raw strings, which is TensorFlow-only: set "
-            f"KERAS_BACKEND=tensorflow, or on the {backend} backend give the text modality "
+            f"KERAS_BACKEND=tensorflow, or on the {backend} backend give the text encoder "
+            "reads='token_ids' (the tf.data pipeline tokenizes) or the text modality "
             "precomputed features (PrecomputedEncoder)."
         )
     return keras.Input(
@@ -46,8 +47,9 @@ def _model_input(modality: str, encoder: Encoder, image_size: tuple[int, int]):
 class MultiTaskModel(keras.Model):
     """Encoders per modality, an optional fusion trunk, and a head per task.
 
-    Inputs are a dict: `"text"` (a batch of raw strings) and `"image"` (float32
-    RGB images in 0..255), for the modalities that have an encoder; a
+    Inputs are a dict: `"text"` (a batch of raw strings, or the token ids a
+    text encoder with `reads="token_ids"` reads) and `"image"` (float32 RGB
+    images in 0..255), for the modalities that have an encoder; a
     `PrecomputedEncoder` reads its modality's precomputed features instead.
     Outputs are a dict of each head's outputs per task (class probabilities,
     or values for a regression head).
@@ -120,7 +122,7 @@ class MultiTaskModel(keras.Model):
         image_size = tuple(int(s) for s in image_size)
         inputs = {m: _model_input(m, encoders[m], image_size) for m in sorted(encoders)}
         encoder_inputs = {
-            m: x if x.dtype == "string" else FillMissing(name=f"{m}_fill_missing")(x)
+            m: FillMissing(name=f"{m}_fill_missing")(x) if "float" in x.dtype else x
             for m, x in inputs.items()
         }
         # Made before the encoders build, so seeded weights come out as they always have.
@@ -430,8 +432,6 @@ def _hide_sequence(encoded: dict, presence) -> dict:
             ops.cast(encoded["mask"], "bool"), ops.expand_dims(ops.greater(presence, 0), -1)
         ),
     }
-
-
 
 
 def _check_structure(encoders, heads, task_inputs, label_names, fusion) -> None:

@@ -1,6 +1,7 @@
 """Which modalities a post has, and modality dropout, so one missing input degrades gracefully.
 
-A missing text is an empty (or blank) string; a missing image is an image of
+A missing text is an empty (or blank) string, or token ids all 0 (padding);
+a missing image is an image of
 NaNs (`mmtask.data.missing_image`, what the pipeline and the exported model
 give for an empty path or empty bytes), and missing precomputed features are
 rows of NaNs. Missing modalities are zeroed before
@@ -66,12 +67,14 @@ class ModalityPresence(keras.layers.Layer):
 
 
 def _present(values):
-    """1.0 for posts whose input is there: a non-blank string, or values without NaNs."""
+    """1.0 for posts whose input is there: a non-blank string, a non-padding token, no NaNs."""
     if keras.backend.standardize_dtype(values.dtype) == "string":
         import tensorflow as tf  # raw strings exist only on the TensorFlow backend
 
         length = tf.strings.length(tf.strings.strip(values))
         return ops.cast(ops.greater(length, 0), "float32")
+    if "int" in keras.backend.standardize_dtype(values.dtype):
+        return ops.cast(ops.any(ops.not_equal(values, 0), axis=-1), "float32")
     finite = ops.all(ops.isfinite(values), axis=tuple(range(1, len(values.shape))))
     return ops.cast(finite, "float32")
 

@@ -10,7 +10,6 @@ encoder's fingerprint) and the exported model all see the same text.
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 
 from mmtask.registry import TEXT_NORMALIZERS
 
@@ -56,6 +55,8 @@ class TweetNormalizer(keras.layers.Layer):
         self.built = True
 
     def call(self, texts):
+        import tensorflow as tf  # string ops: imported when run, so building a model needs no TF
+
         for entity, character in HTML_ENTITIES:
             texts = tf.strings.regex_replace(texts, entity, character)
         texts = tf.strings.regex_replace(texts, URL, self.url_token)
@@ -65,6 +66,8 @@ class TweetNormalizer(keras.layers.Layer):
         return tf.strings.reduce_join(words, axis=-1, separator=" ")
 
     def _hashtag_words(self, words):
+        import tensorflow as tf
+
         is_tag = tf.strings.regex_full_match(words, r"#\w+")
         tags = tf.strings.regex_replace(words, r"^#", "")
         if self.split_hashtags:

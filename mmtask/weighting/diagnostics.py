@@ -11,7 +11,6 @@ import itertools
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from mmtask.errors import MmtaskError
 
@@ -64,6 +63,8 @@ class TaskGradientDiagnostics(keras.callbacks.Callback):
         variables = self.shared_variables()
         if not variables:
             raise ValueError("The model has no trainable shared parameters to diagnose.")
+        import tensorflow as tf  # here, so importing mmtask.weighting needs no TF
+
         with tf.GradientTape(persistent=True) as tape:
             predictions = self.model(self.x, training=False)
             losses = self.model.task_losses(self.y, predictions, self.sample_weight)

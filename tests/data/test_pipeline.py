@@ -46,9 +46,16 @@ def _collect(dataset):
     return posts, images, labels, masks
 
 
+def _model(reads="text", tokenize=None):
+    """All make_dataset reads of a model: image size, modalities, what its text encoder reads."""
+    text_encoder = SimpleNamespace(reads=reads, tokenize=tokenize)
+    return SimpleNamespace(
+        image_size=(6, 8), modalities=["image", "text"], encoders={"text": text_encoder}
+    )
+
+
 def test_image_size_defaults_to_the_models(posts):
-    # All make_dataset reads of a model.
-    model = SimpleNamespace(image_size=(6, 8), modalities=["image", "text"])
+    model = _model()
     dataset = make_dataset(posts, model=model, batch_size=4)
     assert dataset.element_spec[0]["image"].shape.as_list() == [None, 6, 8, 3]
     agreeing = make_dataset(posts, model=model, image_size=[6, 8], batch_size=4)
@@ -59,8 +66,26 @@ def test_image_size_missing_or_disagreeing_with_the_model_is_an_error(posts):
     with pytest.raises(ValueError, match="pass `model=`.*or `image_size=`. Received neither"):
         make_dataset(posts, batch_size=4)
     with pytest.raises(ValueError, match=r"expected \(6, 8\).*Received: image_size=224"):
-        model = SimpleNamespace(image_size=(6, 8), modalities=["image", "text"])
-        make_dataset(posts, model=model, image_size=224)
+        make_dataset(posts, model=_model(), image_size=224)
+
+
+def test_texts_become_token_ids_for_a_text_encoder_that_reads_them(posts):
+    def tokenize(texts):  # "post i" -> [len("post i"), i + 1], batch size unknown
+        numbers = tf.strings.to_number(tf.strings.split(texts).to_tensor()[:, 1], tf.int32)
+        ids = tf.stack([tf.strings.length(texts), numbers + 1], axis=1)
+        return tf.compat.v1.placeholder_with_default(ids, [None, 2])  # as TextVectorization
+
+    dataset = make_dataset(posts, model=_model("token_ids", tokenize), batch_size=4)
+    assert dataset.element_spec[0]["text"].dtype == tf.int32
+    ids = np.concatenate([f["text"] for f, _, _ in dataset.as_numpy_iterator()])
+    np.testing.assert_array_equal(ids[:, 1], np.arange(NUM_POSTS) + 1)
+    np.testing.assert_array_equal(ids[:, 0], [len(f"post {i}") for i in range(NUM_POSTS)])
+    texts = make_dataset(posts, model=_model("text", tokenize), batch_size=4)
+    assert texts.element_spec[0]["text"].dtype == tf.string
+    dropped = make_dataset(
+        posts, model=_model("token_ids", tokenize), batch_size=4, drop_remainder=True
+    )
+    assert dropped.element_spec[0]["text"].shape == (4, 2)
 
 
 def test_element_spec_and_batches(posts):
@@ -190,7 +215,7 @@ def test_text_only_model_gets_no_images_and_typed_labels_keep_their_form():
         report=ReadReport("test"),
         label_types={"score": "regression", "topics": "multilabel"},
     )
-    model = SimpleNamespace(image_size=(6, 8), modalities=["text"])
+    model = SimpleNamespace(**{**vars(_model()), "modalities": ["text"]})
     dataset = make_dataset(posts, model=model, batch_size=3, training=True, seed=0)
     features, labels, masks = next(iter(dataset.as_numpy_iterator()))
     assert set(features) == {"text"}
