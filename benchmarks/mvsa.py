@@ -368,9 +368,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
     summary = summarize(rows)
     columns = FUSION_COLUMNS if args.suite == "fusion" else TRANSFER_COLUMNS
     table = markdown_table(rows, summary, columns)
-    if args.suite == "fusion":
+    retrieval = retrieval_table(summary) if args.suite == "fusion" else ""
+    if retrieval:
         table += "\n\nRetrieval on val (text and image of the same post match):\n\n"
-        table += retrieval_table(summary)
+        table += retrieval
     print(table, file=sys.stderr)
     if args.write is not None:
         command = f"python benchmarks/mvsa.py {' '.join(argv or sys.argv[1:])}"
