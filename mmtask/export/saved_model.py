@@ -52,7 +52,10 @@ def serving_function(model, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS):
         raw = _same_batch_size(raw)
         inputs, outputs = {}, {}
         if "text" in model.modalities:
-            inputs["text"] = raw["text"]
+            encoder = model.encoders["text"]
+            # A token-id encoder's tokenizer runs in the pipeline in training; here, in the graph.
+            tokenized = encoder.reads == "token_ids"
+            inputs["text"] = encoder.tokenize(raw["text"]) if tokenized else raw["text"]
         if "image" in model.modalities:
             inputs["image"], codes = decode_image_batch(
                 raw["image_bytes"], model.image_size, max_image_pixels

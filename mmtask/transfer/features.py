@@ -121,6 +121,8 @@ def encode_posts(
     dataset = make_dataset(source, image_size=image_size, batch_size=batch_size).map(
         lambda features, labels, masks: features[modality]
     )
+    if text and encoder.reads == "token_ids":
+        dataset = dataset.map(encoder.tokenize)
     progress = PostsProgress(f"{modality} features", len(posts), verbose)
     batches = []
     for batch in dataset:

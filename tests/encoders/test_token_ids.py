@@ -82,3 +82,32 @@ def test_reads_is_checked():
     )
     with pytest.raises(ValueError, match="pads with 1"):
         KerasHubTextEncoder(tokenizer=tokenizer, backbone=backbone, reads="token_ids")
+
+
+def test_export_and_feature_extraction_tokenize_for_a_token_id_encoder(tmp_path):
+    from mmtask.data import Posts, ReadReport
+    from mmtask.export import export_saved_model
+    from mmtask.heads import ClassificationHead
+    from mmtask.models import MultiTaskModel
+    from mmtask.transfer.features import encode_posts
+
+    keras.utils.set_random_seed(0)
+    encoder = transformer("token_ids")
+    model = MultiTaskModel(
+        encoders={"text": encoder},
+        heads={"t": ClassificationHead(2)},
+        task_inputs={"t": "text"},
+        label_names={"t": ["no", "yes"]},
+        image_size=(4, 4),
+    )
+    expected = np.asarray(model.predict_on_batch({"text": encoder.tokenize(TEXTS)})["t"])
+    served = tf.saved_model.load(str(export_saved_model(model, tmp_path / "export")))
+    np.testing.assert_allclose(
+        served.serve(text=TEXTS)["t_probabilities"].numpy(), expected, atol=1e-5
+    )
+    texts = [t.decode() for t in TEXTS.numpy()]
+    posts = Posts([str(i) for i in range(4)], texts, [""] * 4, {}, {}, ReadReport("by hand"))
+    vectors = encode_posts(posts, encoder, "text", batch_size=2, verbose=0)
+    np.testing.assert_allclose(
+        vectors, np.asarray(encoder(encoder.tokenize(TEXTS))["vector"]), atol=1e-5
+    )
