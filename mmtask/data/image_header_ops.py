@@ -15,8 +15,6 @@ import tensorflow as tf
 from mmtask.data.image_header import MAX_JPEG_SEGMENTS
 
 UNKNOWN, JPEG, PNG, GIF, BMP, WEBP = range(6)
-FORMATS = ("unknown", "jpeg", "png", "gif", "bmp", "webp")
-
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Start-of-frame markers (the frame header holding the size): C0..CF without
