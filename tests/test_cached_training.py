@@ -102,6 +102,23 @@ def test_what_trains_or_is_augmented_runs_live(splits, tmp_path, computed):
     assert result.cached == {} and computed == []
 
 
+@pytest.mark.parametrize(
+    "pattern, cached",
+    [("encoders/*", {"image": False, "text": False}), ("encoders/text/*", {"image": False})],
+)
+def test_a_schedule_naming_layers_inside_a_frozen_encoder_keeps_it_live(
+    splits, tmp_path, pattern, cached
+):
+    # `encoders/*` also names each encoder whole, which its cached stand-in
+    # still matches; `encoders/text/*` names only layers the stand-in lacks.
+    train_posts, val_posts = splits
+    schedule = {"stages": [{"at": 0, "freeze": [pattern]}]}
+    result = train(
+        spec(fine_tuning=schedule, epochs=1), train_posts, val_posts, verbose=0, cache_dir=tmp_path
+    )
+    assert result.cached == cached
+
+
 def test_caching_can_be_switched_off(splits, tmp_path, computed):
     train_posts, val_posts = splits
     run = spec()

@@ -163,7 +163,11 @@ def cached_twin(
 
 
 def _paths_named_inside_encoders(model, schedule) -> dict[str, str]:
-    """Modality -> one layer path inside its encoder that a schedule pattern names."""
+    """Modality -> one layer path inside its encoder that a schedule pattern names.
+
+    A pattern that also names the encoder itself (`encoders/*`) still matches
+    it when its outputs come from the cache, so only the others count.
+    """
     if schedule is None:
         return {}
     patterns = [p for stage in schedule.stages for p in (*stage.freeze, *stage.unfreeze)]
@@ -171,6 +175,10 @@ def _paths_named_inside_encoders(model, schedule) -> dict[str, str]:
     for path in layer_paths(model):
         parts = path.split("/")
         if len(parts) > 2 and parts[0] == "encoders" and parts[1] not in found:
-            if any(fnmatch.fnmatchcase(path, p) for p in patterns):
+            encoder_path = "/".join(parts[:2])
+            if any(
+                fnmatch.fnmatchcase(path, p) and not fnmatch.fnmatchcase(encoder_path, p)
+                for p in patterns
+            ):
                 found[parts[1]] = path
     return found
