@@ -170,6 +170,16 @@ LEVER_ROWS = [
         "configs/mvsa_frozen_concat_lite2_tweetnorm.yaml",
     ),
     Row("mpnet", "all-mpnet-base-v2 for MiniLM-L6", "configs/mvsa_frozen_concat_mpnet.yaml"),
+    Row(
+        "lite0_top",
+        "EfficientNet-Lite0 top blocks unfrozen after 2 epochs (stem cached)",
+        "configs/mvsa_lite0_top_blocks.yaml",
+    ),
+    Row(
+        "minilm_llrd",
+        "all of MiniLM unfrozen after 1 epoch: AdamW, layer decay 0.8, warm-up",
+        "configs/mvsa_minilm_full_llrd.yaml",
+    ),
 ]
 
 
