@@ -171,6 +171,11 @@ LEVER_ROWS = [
     ),
     Row("mpnet", "all-mpnet-base-v2 for MiniLM-L6", "configs/mvsa_frozen_concat_mpnet.yaml"),
     Row(
+        "mpnet_lite2",
+        "all-mpnet-base-v2 + EfficientNet-Lite2",
+        "configs/mvsa_frozen_concat_mpnet_lite2.yaml",
+    ),
+    Row(
         "lite0_top",
         "EfficientNet-Lite0 top blocks unfrozen after 2 epochs (stem cached)",
         "configs/mvsa_lite0_top_blocks.yaml",
