@@ -236,3 +236,48 @@ def test_an_image_backbone_unfrozen_at_the_top_trains_on_its_cached_stem(
     live = evaluate_model(result.model, make_dataset(val_posts, model=result.model, batch_size=16))
     for task, figures in result.report.tasks.items():
         assert live.tasks[task].accuracy == pytest.approx(figures.accuracy), task
+
+
+def test_a_text_backbone_unfrozen_at_the_top_trains_on_its_cached_stem(splits, tmp_path, computed):
+    import keras_hub
+    from stand_ins import keras_hub_text_preset
+
+    from mmtask.evaluation import evaluate_model
+
+    train_posts, val_posts = splits
+    run = spec(epochs=2)
+    run.model.text_encoder.name = "keras_hub"
+    preset = keras_hub_text_preset(tmp_path / "bert")
+    run.model.text_encoder.options = {**preset, "output_dim": 8}
+    run.training.fine_tuning = {
+        "stages": [
+            {"at": 0, "freeze": ["encoders/text/backbone"]},
+            {"at": 1, "unfreeze": ["encoders/text/backbone/transformer_layers/0"]},
+        ]
+    }
+    result = train(run, train_posts, val_posts, verbose=0, cache_dir=tmp_path / "c")
+    # The one transformer layer trains: the cut is at the embeddings' output.
+    assert result.stems == {"text": "transformer_layer_0"}
+    assert result.cached == {"image": False}
+    text_runs = sorted(c for c in computed if c[0] == "text")
+    assert text_runs == sorted([("text", len(train_posts)), ("text", len(val_posts))])
+
+    # The real model trained through the twin: its top layer moved, its embeddings did not.
+    pretrained = keras_hub.models.Backbone.from_preset(preset["preset"])
+    backbone = result.model.encoders["text"].backbone
+    changed = {
+        layer.name
+        for layer in backbone.layers
+        if layer.weights
+        and any(
+            not np.array_equal(a, b)
+            for a, b in zip(
+                layer.get_weights(), pretrained.get_layer(layer.name).get_weights(), strict=True
+            )
+        )
+    }
+    assert changed == {"transformer_layer_0"}
+    # From raw texts it scores what the twin scored from the cached stem.
+    live = evaluate_model(result.model, make_dataset(val_posts, model=result.model, batch_size=16))
+    for task, figures in result.report.tasks.items():
+        assert live.tasks[task].accuracy == pytest.approx(figures.accuracy), task

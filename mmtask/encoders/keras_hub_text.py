@@ -17,6 +17,7 @@ from keras import ops
 
 from mmtask.encoders.base import Encoder, masked_mean, text_input
 from mmtask.encoders.presets import as_layer, from_preset
+from mmtask.encoders.text_backbone_split import split_text_backbone
 from mmtask.registry import TEXT_ENCODERS
 from mmtask.text.normalizer import as_normalizer
 
@@ -154,17 +155,26 @@ class KerasHubTextEncoder(Encoder):
             texts = self.normalizer(texts)
         return self.packer(self.tokenizer(texts))
 
-    def encode(self, inputs, training=None):
+    def token_ids_and_mask(self, inputs):
+        """(token ids (B, L), padding mask (B, L)) of what the encoder reads: raw strings or ids."""
         if self.reads == "token_ids":
-            token_ids, padding_mask = inputs, ops.not_equal(inputs, 0)
-        else:
-            token_ids, padding_mask = self._pack(inputs)
+            return inputs, ops.not_equal(inputs, 0)
+        return self._pack(inputs)
+
+    def pool_tokens(self, hidden, padding_mask):
+        """The sentence vector of hidden states (B, L, D): mean over real tokens, or [CLS]."""
+        return hidden[:, 0, :] if self.pooling == "cls" else masked_mean(hidden, padding_mask)
+
+    def split_frozen_stem(self, trained, image_size, sequence):
+        return split_text_backbone(self, trained)
+
+    def encode(self, inputs, training=None):
+        token_ids, padding_mask = self.token_ids_and_mask(inputs)
         hidden = self.backbone(
             self.backbone_inputs(token_ids, padding_mask),
             training=training and self.backbone.trainable,
         )["sequence_output"]
-        pooled = hidden[:, 0, :] if self.pooling == "cls" else masked_mean(hidden, padding_mask)
-        return pooled, hidden, padding_mask
+        return self.pool_tokens(hidden, padding_mask), hidden, padding_mask
 
     def get_config(self):
         config = super().get_config()

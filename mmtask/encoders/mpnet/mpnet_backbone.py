@@ -150,7 +150,9 @@ class MPNetBackbone(keras_hub.models.Backbone):
             (self.token_embedding(token_ids), self.position_embedding(self.positions(padding_mask)))
         )
         x = self.embeddings_dropout(self.embeddings_layer_norm(x))
-        bias = self.relative_position_bias(x)
+        # The bias depends on the length alone: computed from the mask, so the
+        # layers above any cut need only the hidden states and the mask.
+        bias = self.relative_position_bias(padding_mask)
         for layer in self.transformer_layers:
             x = layer(x, attention_bias=bias, padding_mask=padding_mask)
         super().__init__(

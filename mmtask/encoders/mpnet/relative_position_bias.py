@@ -18,6 +18,9 @@ from keras import ops
 class MPNetRelativePositionBias(keras.layers.Layer):
     """Attention bias (1, num_heads, L, L) for a sequence of length L.
 
+    It reads any (B, L, ...) tensor of the sequence (the backbone passes the
+    padding mask): only its length counts.
+
     Args:
         num_heads: int. Attention heads; each has its own bias per bucket.
         num_buckets: int. Distance buckets, half for each direction.
@@ -26,7 +29,7 @@ class MPNetRelativePositionBias(keras.layers.Layer):
 
     Example:
     ```python
-    bias = MPNetRelativePositionBias(num_heads=12)(hidden)  # (1, 12, L, L)
+    bias = MPNetRelativePositionBias(num_heads=12)(padding_mask)  # (1, 12, L, L) for (B, L)
     ```
     """
 
