@@ -181,6 +181,11 @@ LEVER_ROWS = [
         "configs/mvsa_lite0_top_blocks.yaml",
     ),
     Row(
+        "mpnet_top",
+        "all-mpnet-base-v2, top 2 of 12 layers unfrozen after 2 epochs (LR x0.1)",
+        "configs/mvsa_mpnet_top_layers.yaml",
+    ),
+    Row(
         "minilm_llrd",
         "all of MiniLM unfrozen after 1 epoch: AdamW, layer decay 0.8, warm-up",
         "configs/mvsa_minilm_full_llrd.yaml",
