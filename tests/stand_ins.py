@@ -11,7 +11,7 @@ import keras
 import keras_hub
 import numpy as np
 import tensorflow as tf
-from tiny_models import WORDS, tiny_efficientnet_backbone
+from tiny_models import WORDS, tiny_bert_backbone, tiny_efficientnet_backbone
 
 from mmtask.encoders import SmallCNNImageEncoder, TransformerTextEncoder, save_encoder
 
@@ -46,14 +46,7 @@ class _TFHubTextModule(tf.Module):
 
 def keras_hub_text_preset(folder: Path) -> dict:
     tokenizer = keras_hub.models.BertTokenizer(vocabulary=BERT_VOCAB, lowercase=True)
-    backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=len(BERT_VOCAB),
-        num_layers=1,
-        num_heads=2,
-        hidden_dim=8,
-        intermediate_dim=16,
-        max_sequence_length=8,
-    )
+    backbone = tiny_bert_backbone(len(BERT_VOCAB))
     backbone.save_to_preset(str(folder))
     tokenizer.save_to_preset(str(folder))
     return {"preset": str(folder), "sequence_length": 8}

@@ -73,6 +73,21 @@ def tiny_efficientnet_backbone():
     )
 
 
+def tiny_bert_backbone(vocabulary_size, num_layers=1, max_sequence_length=8, dropout=0.1):
+    """A keras-hub BERT 8 wide, with 2 heads per layer."""
+    import keras_hub
+
+    return keras_hub.models.BertBackbone(
+        vocabulary_size=vocabulary_size,
+        num_layers=num_layers,
+        num_heads=2,
+        hidden_dim=8,
+        intermediate_dim=16,
+        max_sequence_length=max_sequence_length,
+        dropout=dropout,
+    )
+
+
 def image_only_model(encoder, size):
     """A one-task model reading `encoder` at `size` x `size`: building it builds the encoder."""
     return MultiTaskModel(

@@ -10,6 +10,7 @@ import keras_hub
 import numpy as np
 import pytest
 import tensorflow as tf
+from tiny_models import tiny_bert_backbone
 
 from mmtask.encoders import KerasHubTextEncoder
 from mmtask.errors import MmtaskError
@@ -27,14 +28,7 @@ TEXTS = np.array(["the good day", "Bad night", "good good good good good good", 
 def preset(tmp_path):
     keras.utils.set_random_seed(0)
     tokenizer = keras_hub.models.BertTokenizer(vocabulary=VOCAB, lowercase=True)
-    backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=len(VOCAB),
-        num_layers=1,
-        num_heads=2,
-        hidden_dim=8,
-        intermediate_dim=16,
-        max_sequence_length=16,
-    )
+    backbone = tiny_bert_backbone(len(VOCAB), max_sequence_length=16)
     path = tmp_path / "tiny_bert"
     backbone.save_to_preset(str(path))
     tokenizer.save_to_preset(str(path))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from stand_ins import BERT_VOCAB, MPNET_SPECIAL_TOKENS, hugging_face_mpnet_folder
-from tiny_models import WORDS
+from tiny_models import WORDS, tiny_bert_backbone
 
 from mmtask.encoders import KerasHubTextEncoder, MPNetTextEncoder
 
@@ -13,14 +13,7 @@ TEXTS = tf.constant(["good sun", "bad rain cat dog sun", "", "sun"])
 
 
 def bert_encoder(_):
-    backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=len(BERT_VOCAB),
-        num_layers=3,
-        num_heads=2,
-        hidden_dim=8,
-        intermediate_dim=16,
-        max_sequence_length=8,
-    )
+    backbone = tiny_bert_backbone(len(BERT_VOCAB), num_layers=3)
     tokenizer = keras_hub.models.BertTokenizer(vocabulary=BERT_VOCAB, lowercase=True)
     return KerasHubTextEncoder(
         tokenizer=tokenizer, backbone=backbone, sequence_length=8, output_dim=4

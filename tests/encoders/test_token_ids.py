@@ -10,6 +10,7 @@ import keras_hub
 import numpy as np
 import pytest
 import tensorflow as tf
+from tiny_models import tiny_bert_backbone
 
 from mmtask.encoders import KerasHubTextEncoder, TransformerTextEncoder
 
@@ -31,15 +32,7 @@ def transformer(reads):
 
 def bert(reads):
     tokenizer = keras_hub.models.BertTokenizer(vocabulary=VOCAB, lowercase=True)
-    backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=len(VOCAB),
-        num_layers=1,
-        num_heads=2,
-        hidden_dim=8,
-        intermediate_dim=16,
-        max_sequence_length=8,
-        dropout=0.0,
-    )
+    backbone = tiny_bert_backbone(len(VOCAB), dropout=0.0)
     return KerasHubTextEncoder(
         tokenizer=tokenizer, backbone=backbone, sequence_length=6, reads=reads
     )
@@ -72,14 +65,7 @@ def test_reads_is_checked():
     with pytest.raises(ValueError, match="Invalid value for `reads`.*Received: 'ids'"):
         transformer("ids")
     tokenizer = keras_hub.models.BertTokenizer(vocabulary=["[UNK]", "[PAD]", *VOCAB[2:]])
-    backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=len(VOCAB),
-        num_layers=1,
-        num_heads=2,
-        hidden_dim=8,
-        intermediate_dim=16,
-        max_sequence_length=8,
-    )
+    backbone = tiny_bert_backbone(len(VOCAB))
     with pytest.raises(ValueError, match="pads with 1"):
         KerasHubTextEncoder(tokenizer=tokenizer, backbone=backbone, reads="token_ids")
 
