@@ -21,6 +21,7 @@ from mmtask.encoders.mpnet import (
     load_mpnet_tokenizer,
 )
 from mmtask.errors import MmtaskError
+from mmtask.transfer.feature_cache import encoder_fingerprint
 
 WORD_PIECES = (
     "the cafe was nai ##ve , . ! ? ' - great day at beach # sun ##ny "
@@ -111,6 +112,15 @@ def test_saved_model_needs_no_folder(folder, tmp_path):
         path.unlink()
     loaded = keras.models.load_model(tmp_path / "model.keras")
     np.testing.assert_allclose(loaded.predict(texts, verbose=0), expected, atol=1e-6)
+
+
+def test_two_loads_of_one_folder_share_a_feature_cache_key(folder):
+    # Keras numbers unnamed layers per process (`mp_net_tokenizer_1`): a
+    # second seed's model would miss the cache its first one wrote.
+    loads = [MPNetTextEncoder(preset=str(folder), name="text_encoder") for _ in range(2)]
+    for encoder in loads:
+        encoder(np.array(TEXTS, object))
+    assert encoder_fingerprint(loads[0]) == encoder_fingerprint(loads[1])
 
 
 def test_a_folder_of_another_model_is_refused(tmp_path):
