@@ -11,6 +11,8 @@ last hidden states over real tokens (as sentence-transformers do), or the
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import keras
 import keras_hub
 from keras import ops
@@ -165,7 +167,9 @@ class KerasHubTextEncoder(Encoder):
         """The sentence vector of hidden states (B, L, D): mean over real tokens, or [CLS]."""
         return hidden[:, 0, :] if self.pooling == "cls" else masked_mean(hidden, padding_mask)
 
-    def split_frozen_stem(self, trained, image_size, sequence):
+    def split_frozen_stem(
+        self, trained: Collection[int], image_size: tuple[int, int], sequence: bool
+    ) -> tuple[Encoder, Encoder] | None:
         return split_text_backbone(self, trained)
 
     def encode(self, inputs, training=None):

@@ -42,8 +42,10 @@ class TextBackboneStem(Encoder):
         self._token_ids_and_mask = encoder.token_ids_and_mask
         self._backbone_inputs = encoder.backbone_inputs
         self._tokenize = encoder.tokenize
+        # Only what changes the hidden states: not the name, pooling or projection.
+        config = encoder.get_config()
         self._text_config = {
-            key: value for key, value in encoder.get_config().items() if key != "backbone"
+            key: config[key] for key in ("tokenizer", "normalizer", "sequence_length", "reads")
         }
         self.trainable = False
 
@@ -101,8 +103,14 @@ class TextBackboneTop(Encoder):
         self.projection = projection
         self._top = top
         self._pool_tokens = encoder.pool_tokens
+        self._unused_sublayers = encoder.unused_sublayers
         self.activation_shape = tuple(int(d) for d in activation_shape)
         self.first_layer_above_cut = first_trained
+
+    @property
+    def unused_sublayers(self) -> tuple[str, ...]:
+        # The encoder's (BERT's pooler): the twin's schedule must skip them as the model's does.
+        return self._unused_sublayers
 
     @property
     def feature_dim(self) -> int:
@@ -172,7 +180,13 @@ def split_text_backbone(
     return None
 
 
-def _halves(encoder, stem: keras.Model, top: keras.Model | None, first_trained: str = ""):
+def _halves(
+    encoder: KerasHubTextEncoder,
+    stem: keras.Model,
+    top: keras.Model | None,
+    first_trained: str = "",
+) -> tuple[TextBackboneStem, TextBackboneTop]:
+    """The two encoders around a cut: the stem (cached) and the top (trained on its outputs)."""
     shape = (encoder.sequence_length, int(stem.output.shape[-1]))
     return (
         TextBackboneStem(encoder, stem, name=f"{encoder.name}_stem"),

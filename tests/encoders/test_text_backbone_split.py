@@ -75,6 +75,8 @@ def test_stem_then_top_gives_the_encoders_outputs(encoder, first_trained, first_
     assert_same_outputs(through_split(split, TEXTS), encoder(TEXTS))
     # The top shares the encoder's layers: what trains is the encoder's.
     assert trained_from(encoder, first_trained) <= {id(v) for v in split[1].weights}
+    # A schedule's `top_n` skips the same unused layers (the pooler) in both.
+    assert split[1].unused_sublayers == encoder.unused_sublayers == ("backbone/pooled_dense",)
     # The stem holds nothing that trains.
     assert not trained_from(encoder, first_trained) & {id(v) for v in split[0].weights}
 
