@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 import uuid
 from pathlib import Path
@@ -48,13 +49,38 @@ def default_cache_dir() -> Path:
 def encoder_fingerprint(encoder: keras.layers.Layer) -> str:
     """A digest of the encoder's class, config and weights: equal only for the same function."""
     digest = hashlib.sha256()
-    config = {"class": type(encoder).__name__, "config": encoder.get_config()}
+    config = {"class": type(encoder).__name__, "config": _canonical_names(encoder.get_config())}
     digest.update(json.dumps(config, sort_keys=True, default=str).encode("utf-8"))
     for weight in encoder.weights:
         value = np.ascontiguousarray(keras.ops.convert_to_numpy(weight))
         digest.update(f"{weight.path}:{value.dtype}:{value.shape}".encode())
         digest.update(value.tobytes())
     return digest.hexdigest()
+
+
+def _canonical_names(config):
+    """`config` with Keras' per-process numbering of default names undone.
+
+    A layer built without a name is named after its class, numbered from the
+    second one in a process (`bert_tokenizer`, then `bert_tokenizer_1`):
+    keras-hub's `from_preset` builds tokenizers so. A second model built in
+    the same process (the next seed, the next fold) must find the features
+    the first one cached; a name changes nothing the encoder computes.
+    """
+    if isinstance(config, list):
+        return [_canonical_names(item) for item in config]
+    if not isinstance(config, dict):
+        return config
+    config = {key: _canonical_names(value) for key, value in config.items()}
+    inner = config.get("config")
+    if isinstance(config.get("class_name"), str) and isinstance(inner, dict):
+        # Keras' default name of a class: `BertTokenizer` -> `bert_tokenizer`.
+        words = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", config["class_name"])
+        default = re.sub(r"([a-z])([A-Z])", r"\1_\2", words).lower()
+        name = inner.get("name")
+        if isinstance(name, str) and re.fullmatch(re.escape(default) + r"_\d+", name):
+            config["config"] = {**inner, "name": default}
+    return config
 
 
 def content_keys(posts: Posts, modality: str) -> list[str]:

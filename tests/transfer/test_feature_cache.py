@@ -127,3 +127,31 @@ def test_progress_shows_posts_per_second_and_time_left(posts, tmp_path, capsys):
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert f"image features: {len(posts)}/{len(posts)} posts" in line
     assert "posts/s" in line and "left" in line
+
+
+def test_a_second_load_of_a_preset_in_one_process_finds_the_first_ones_entry(
+    posts, tmp_path, computed
+):
+    # A preset that stores no layer names (as keras-hub's conversion of a
+    # Hugging Face folder, all-MiniLM-L6-v2's) loads a second time in a
+    # process as `bert_tokenizer_1`: the next seed's model must still read the cache.
+    import json
+
+    from stand_ins import keras_hub_text_preset
+
+    from mmtask.encoders import KerasHubTextEncoder
+
+    options = keras_hub_text_preset(tmp_path / "bert")
+    for name in ("config.json", "tokenizer.json"):
+        path = tmp_path / "bert" / name
+        saved = json.loads(path.read_text())
+        del saved["config"]["name"]
+        path.write_text(json.dumps(saved))
+    cache = FeatureCache(tmp_path / "cache", verbose=0)
+    for _ in range(2):
+        encoder = KerasHubTextEncoder(**options, name="text_encoder")
+        cache.features(posts, encoder, "text", image_size=SIZE)
+    assert computed == [len(posts)]
+    renamed = KerasHubTextEncoder(**options, name="another_text_encoder")
+    cache.features(posts, renamed, "text", image_size=SIZE)
+    assert computed == [len(posts), len(posts)], "a name given by the user is kept in the key"
