@@ -186,6 +186,11 @@ LEVER_ROWS = [
         "configs/mvsa_mpnet_top_layers.yaml",
     ),
     Row(
+        "mpnet_top_lite2",
+        "MPNet top layers unfrozen, EfficientNet-Lite2",
+        "configs/mvsa_mpnet_top_layers_lite2.yaml",
+    ),
+    Row(
         "minilm_llrd",
         "all of MiniLM unfrozen after 1 epoch: AdamW, layer decay 0.8, warm-up",
         "configs/mvsa_minilm_full_llrd.yaml",
