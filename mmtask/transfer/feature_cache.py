@@ -59,28 +59,55 @@ def encoder_fingerprint(encoder: keras.layers.Layer) -> str:
 
 
 def _canonical_names(config):
-    """`config` with Keras' per-process numbering of default names undone.
+    """`config` with Keras' per-process numbering of default layer names undone.
 
     A layer built without a name is named after its class, numbered from the
-    second one in a process (`bert_tokenizer`, then `bert_tokenizer_1`):
+    second one in a process (`bert_tokenizer`, then `bert_tokenizer_1`;
+    `input_layer_1` in a functional model built from another's tensors):
     keras-hub's `from_preset` builds tokenizers so. A second model built in
     the same process (the next seed, the next fold) must find the features
-    the first one cached; a name changes nothing the encoder computes.
+    the first one cached, and a name changes nothing the encoder computes.
+    Default names are renumbered in order of appearance, everywhere they
+    occur (a functional model's config refers to its layers by name).
     """
-    if isinstance(config, list):
-        return [_canonical_names(item) for item in config]
-    if not isinstance(config, dict):
-        return config
-    config = {key: _canonical_names(value) for key, value in config.items()}
-    inner = config.get("config")
-    if isinstance(config.get("class_name"), str) and isinstance(inner, dict):
-        # Keras' default name of a class: `BertTokenizer` -> `bert_tokenizer`.
-        words = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", config["class_name"])
-        default = re.sub(r"([a-z])([A-Z])", r"\1_\2", words).lower()
-        name = inner.get("name")
-        if isinstance(name, str) and re.fullmatch(re.escape(default) + r"_\d+", name):
-            config["config"] = {**inner, "name": default}
-    return config
+    found: dict[str, list[str]] = {}
+
+    def collect(node):
+        if isinstance(node, (list, tuple)):
+            for item in node:
+                collect(item)
+        elif isinstance(node, dict):
+            inner = node.get("config")
+            if isinstance(node.get("class_name"), str) and isinstance(inner, dict):
+                base = _default_name(node["class_name"])
+                name = inner.get("name")
+                if isinstance(name, str) and re.fullmatch(re.escape(base) + r"(_\d+)?", name):
+                    names = found.setdefault(base, [])
+                    if name not in names:
+                        names.append(name)
+            for value in node.values():
+                collect(value)
+
+    def rename(node):
+        if isinstance(node, (list, tuple)):
+            return type(node)(rename(item) for item in node)
+        if isinstance(node, dict):
+            return {key: rename(value) for key, value in node.items()}
+        return renamed.get(node, node) if isinstance(node, str) else node
+
+    collect(config)
+    renamed = {
+        name: base if i == 0 else f"{base}_{i}"
+        for base, names in found.items()
+        for i, name in enumerate(names)
+    }
+    return rename(config)
+
+
+def _default_name(class_name: str) -> str:
+    """Keras' default name of a layer class: `BertTokenizer` -> `bert_tokenizer`."""
+    words = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", class_name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", words).lower()
 
 
 def content_keys(posts: Posts, modality: str) -> list[str]:

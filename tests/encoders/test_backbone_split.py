@@ -71,3 +71,22 @@ def test_only_the_projection_trains_caches_the_pooled_vector(encoder, images):
     np.testing.assert_allclose(
         through_split((stem, top), images)["sequence"], encoder(images)["sequence"], atol=1e-5
     )
+
+
+def test_a_backbone_cut_again_in_the_same_process_keeps_its_cache_key():
+    # The second backbone's input is `input_layer_1`, and the stem's config
+    # refers to it by name: the next seed's stem must still find the cache.
+    import keras
+
+    from mmtask.transfer.feature_cache import encoder_fingerprint
+
+    stems = []
+    for _ in range(2):
+        keras.utils.set_random_seed(0)
+        encoder = KerasHubImageEncoder(
+            backbone=tiny_efficientnet_backbone(), output_dim=4, name="image_encoder"
+        )
+        encoder.build((None, SIZE, SIZE, 3))
+        trained = trained_from(encoder, "top_conv")
+        stems.append(encoder.split_frozen_stem(trained, (SIZE, SIZE), False)[0])
+    assert encoder_fingerprint(stems[0]) == encoder_fingerprint(stems[1])
