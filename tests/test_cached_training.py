@@ -47,6 +47,24 @@ def spec(fusion="concat", augment=False, fine_tuning=None, epochs=2):
     )
 
 
+def changed_layers(backbone, preset: str) -> set[str]:
+    """Names of `backbone`'s layers whose weights differ from those of the preset it came from."""
+    import keras_hub
+
+    pretrained = keras_hub.models.Backbone.from_preset(preset)
+    return {
+        layer.name
+        for layer in backbone.layers
+        if layer.weights
+        and any(
+            not np.array_equal(a, b)
+            for a, b in zip(
+                layer.get_weights(), pretrained.get_layer(layer.name).get_weights(), strict=True
+            )
+        )
+    }
+
+
 @pytest.fixture(scope="module")
 def splits(tmp_path_factory):
     root = write_synthetic_mvsa(tmp_path_factory.mktemp("mvsa"), num_posts=80, image_size=SIZE)
@@ -193,7 +211,6 @@ def test_a_split_without_the_modality_gets_missing_rows(splits, tmp_path):
 def test_an_image_backbone_unfrozen_at_the_top_trains_on_its_cached_stem(
     splits, tmp_path, computed
 ):
-    import keras_hub
     from stand_ins import keras_hub_image_preset
 
     from mmtask.evaluation import evaluate_model
@@ -218,20 +235,8 @@ def test_an_image_backbone_unfrozen_at_the_top_trains_on_its_cached_stem(
     assert image_runs == sorted([("image", len(train_posts)), ("image", len(val_posts))])
 
     # The real model trained through the twin: its top moved, its stem did not.
-    pretrained = keras_hub.models.Backbone.from_preset(preset["preset"])
     backbone = result.model.encoders["image"].backbone
-    changed = {
-        layer.name
-        for layer in backbone.layers
-        if layer.weights
-        and any(
-            not np.array_equal(a, b)
-            for a, b in zip(
-                layer.get_weights(), pretrained.get_layer(layer.name).get_weights(), strict=True
-            )
-        )
-    }
-    assert changed == {"top_conv", "block2a_project"}
+    assert changed_layers(backbone, preset["preset"]) == {"top_conv", "block2a_project"}
     # From raw images it scores what the twin scored from the cached stem.
     live = evaluate_model(result.model, make_dataset(val_posts, model=result.model, batch_size=16))
     for task, figures in result.report.tasks.items():
@@ -239,7 +244,6 @@ def test_an_image_backbone_unfrozen_at_the_top_trains_on_its_cached_stem(
 
 
 def test_a_text_backbone_unfrozen_at_the_top_trains_on_its_cached_stem(splits, tmp_path, computed):
-    import keras_hub
     from stand_ins import keras_hub_text_preset
 
     from mmtask.evaluation import evaluate_model
@@ -263,20 +267,8 @@ def test_a_text_backbone_unfrozen_at_the_top_trains_on_its_cached_stem(splits, t
     assert text_runs == sorted([("text", len(train_posts)), ("text", len(val_posts))])
 
     # The real model trained through the twin: its top layer moved, its embeddings did not.
-    pretrained = keras_hub.models.Backbone.from_preset(preset["preset"])
     backbone = result.model.encoders["text"].backbone
-    changed = {
-        layer.name
-        for layer in backbone.layers
-        if layer.weights
-        and any(
-            not np.array_equal(a, b)
-            for a, b in zip(
-                layer.get_weights(), pretrained.get_layer(layer.name).get_weights(), strict=True
-            )
-        )
-    }
-    assert changed == {"transformer_layer_0"}
+    assert changed_layers(backbone, preset["preset"]) == {"transformer_layer_0"}
     # From raw texts it scores what the twin scored from the cached stem.
     live = evaluate_model(result.model, make_dataset(val_posts, model=result.model, batch_size=16))
     for task, figures in result.report.tasks.items():

@@ -88,6 +88,14 @@ def tiny_bert_backbone(vocabulary_size, num_layers=1, max_sequence_length=8, dro
     )
 
 
+def trained_from(encoder, layer_name):
+    """Ids of the variables of `layer_name`, of the backbone layers after it, of the projection."""
+    layers = encoder.backbone.layers
+    start = [layer.name for layer in layers].index(layer_name)
+    trained = {id(v) for layer in layers[start:] for v in layer.weights}
+    return trained | {id(v) for v in encoder.projection.weights}
+
+
 def image_only_model(encoder, size):
     """A one-task model reading `encoder` at `size` x `size`: building it builds the encoder."""
     return MultiTaskModel(

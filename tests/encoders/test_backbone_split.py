@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from tiny_models import tiny_efficientnet_backbone
+from tiny_models import tiny_efficientnet_backbone, trained_from
 
 from mmtask.encoders import KerasHubImageEncoder
 
@@ -19,14 +19,6 @@ def encoder():
 @pytest.fixture(scope="module")
 def images():
     return np.random.default_rng(0).uniform(0, 255, (3, SIZE, SIZE, 3)).astype("float32")
-
-
-def trained_from(encoder, layer_name):
-    """Ids of the variables of `layer_name`, of the backbone layers after it, of the projection."""
-    layers = encoder.backbone.layers
-    start = [layer.name for layer in layers].index(layer_name)
-    trained = {id(v) for layer in layers[start:] for v in layer.weights}
-    return trained | {id(v) for v in encoder.projection.weights}
 
 
 def through_split(split, images):

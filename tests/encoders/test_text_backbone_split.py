@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from stand_ins import BERT_VOCAB, MPNET_SPECIAL_TOKENS, hugging_face_mpnet_folder
-from tiny_models import WORDS, tiny_bert_backbone
+from tiny_models import WORDS, tiny_bert_backbone, trained_from
 
 from mmtask.encoders import KerasHubTextEncoder, MPNetTextEncoder
 
@@ -33,14 +33,6 @@ def encoder(request, tmp_path_factory):
     encoder = request.param(tmp_path_factory.mktemp("text"))
     encoder(TEXTS)
     return encoder
-
-
-def trained_from(encoder, layer_name):
-    """Ids of the variables of `layer_name`, of the backbone layers after it, of the projection."""
-    layers = encoder.backbone.layers
-    start = [layer.name for layer in layers].index(layer_name)
-    trained = {id(v) for layer in layers[start:] for v in layer.weights}
-    return trained | {id(v) for v in encoder.projection.weights}
 
 
 def through_split(split, texts):
