@@ -30,8 +30,6 @@ def load_mpnet_tokenizer(folder: str | Path) -> MPNetTokenizer:
         # Hugging Face strips accents whenever it lowercases, unless told otherwise.
         strip_accents=lowercase if strip_accents is None else bool(strip_accents),
         oov_token=str(settings.get("unk_token", "[UNK]")),
-        # A fixed name: the feature cache keys on the config, names included.
-        name="mpnet_tokenizer",
     )
 
 
@@ -56,7 +54,6 @@ def load_mpnet_backbone(folder: str | Path) -> MPNetBackbone:
         num_buckets=config.get("relative_attention_num_buckets", 32),
         pad_token_id=pad_token_id,
         layer_norm_epsilon=config.get("layer_norm_eps", 1e-5),
-        name="mpnet_backbone",
     )
     if config.get("hidden_act", "gelu") != "gelu":
         raise MmtaskError(
