@@ -191,6 +191,11 @@ LEVER_ROWS = [
         "configs/mvsa_mpnet_top_layers_lite2.yaml",
     ),
     Row(
+        "unfrozen_cross_attention",
+        "(c) with cross_attention + dwa fusion, 8 epochs",
+        "configs/mvsa_unfrozen_cross_attention.yaml",
+    ),
+    Row(
         "minilm_llrd",
         "all of MiniLM unfrozen after 1 epoch: AdamW, layer decay 0.8, warm-up",
         "configs/mvsa_minilm_full_llrd.yaml",
