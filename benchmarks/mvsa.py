@@ -103,13 +103,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 @dataclass
 class Row:
-    """One table row: a recipe file, and what the driver changes in it (seed aside)."""
+    """One table row: a recipe file, and what the driver changes in it (seed aside).
+
+    `tta` names image views (`mmtask evaluate --tta`): the trained model is
+    then evaluated averaged over them, as `MultiTaskEnsemble(image_views=...)`.
+    """
 
     name: str
     label: str
     recipe: str
     weighting: str | None = None
     alignment: bool = False
+    tta: tuple[str, ...] = ()
     results: list[dict] = field(default_factory=list)
 
     def spec(self, seed: int) -> mmtask.RunSpec:
@@ -168,6 +173,18 @@ LEVER_ROWS = [
         "lite2_tweetnorm",
         "EfficientNet-Lite2 + tweet normaliser",
         "configs/mvsa_frozen_concat_lite2_tweetnorm.yaml",
+    ),
+    Row(
+        "frozen_tta",
+        "baseline, evaluated with test-time flips (original + mirrored image)",
+        "configs/mvsa_frozen_concat.yaml",
+        tta=("original", "flip"),
+    ),
+    Row(
+        "lite2_tta",
+        "EfficientNet-Lite2, evaluated with test-time flips",
+        "configs/mvsa_frozen_concat_lite2.yaml",
+        tta=("original", "flip"),
     ),
     Row("mpnet", "all-mpnet-base-v2 for MiniLM-L6", "configs/mvsa_frozen_concat_mpnet.yaml"),
     Row(
@@ -274,6 +291,9 @@ def train_once(row: Row, seed: int, train_posts, val_posts, cache_dir: Path, sui
         cache_dir=cache_dir / "features",
     )
     report = result.report
+    if row.tta:
+        model = mmtask.MultiTaskEnsemble([result.model], image_views=list(row.tta))
+        report = mmtask.evaluate_model(model, mmtask.make_dataset(val_posts, model=model))
     figures = {
         "best_epoch": result.selection["best_epoch"],
         **{f"{t}_accuracy": report.tasks[t].accuracy for t in TASKS},
@@ -341,6 +361,7 @@ def markdown_table(runs: Sequence[Row], summary: dict, columns) -> str:
         values = [cell(stats[key]) if key in stats else "" for _, key in columns]
         wall = f"{stats['wall_s']['mean']:.0f}"
         recipe = f"`{run.recipe}`" + (f" + {run.weighting}" if run.weighting else "")
+        recipe += f" + `--tta {' '.join(run.tta)}`" if run.tta else ""
         lines.append("| " + " | ".join([run.label, recipe, *values, wall]) + " |")
     return "\n".join(lines)
 
