@@ -333,6 +333,7 @@ def _pretrain(args: argparse.Namespace) -> None:
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
+        optimizer=spec.training.optimizer,
         seed=args.seed,
     )
     path = save_encoder(result.encoder, args.out, "text")
@@ -562,7 +563,10 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--data", required=True, help="a .csv/.jsonl of texts and labels")
     pretrain.add_argument("--text-column", default="text")
     pretrain.add_argument("--label-column", required=True)
-    pretrain.add_argument("--spec", help="a run spec whose model.text_encoder is pre-trained")
+    pretrain.add_argument(
+        "--spec",
+        help="a run spec whose model.text_encoder is pre-trained, with its training.optimizer",
+    )
     pretrain.add_argument("--epochs", type=int, default=3)
     pretrain.add_argument("--batch-size", type=int, default=64)
     pretrain.add_argument("--learning-rate", type=float, default=1e-3)

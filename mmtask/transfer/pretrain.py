@@ -16,8 +16,9 @@ import tensorflow as tf
 
 from mmtask.errors import MmtaskError
 from mmtask.heads import ClassificationHead
+from mmtask.optimizers import build_optimizer
 from mmtask.registry import TEXT_ENCODERS
-from mmtask.spec import ComponentSpec
+from mmtask.spec import ComponentSpec, OptimizerSpec
 
 
 @dataclass
@@ -38,6 +39,7 @@ def pretrain_text_encoder(
     epochs: int = 3,
     batch_size: int = 64,
     learning_rate: float = 1e-3,
+    optimizer: OptimizerSpec | None = None,
     validation_fraction: float = 0.1,
     seed: int = 0,
     verbose: int | str = "auto",
@@ -51,6 +53,10 @@ def pretrain_text_encoder(
         encoder: ComponentSpec | None. The text encoder to build (default:
             the default `transformer`); its vocabulary is adapted on `texts`.
         epochs, batch_size, learning_rate: training settings.
+        optimizer: OptimizerSpec | None. The update rule and learning-rate
+            schedule (a run spec's `training.optimizer`: AdamW, warm-up,
+            decay, clipping), sized to this run's steps; None is Adam at
+            `learning_rate`.
         validation_fraction: float. Share of examples held out (seeded) to
             report accuracy on; 0 holds out none.
         seed: int. Seed of the split, the shuffling and the initial weights.
@@ -78,8 +84,11 @@ def pretrain_text_encoder(
     inputs = keras.Input(shape=(), dtype="string", name="text")
     outputs = ClassificationHead(num_classes, name="source_head")(text_encoder(inputs)["vector"])
     model = keras.Model(inputs, outputs, name="text_pretraining")
+    steps_per_epoch = -(-len(train_index) // batch_size)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=build_optimizer(
+            optimizer or OptimizerSpec(), learning_rate, epochs, steps_per_epoch
+        ),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
