@@ -291,7 +291,10 @@ def train_once(row: Row, seed: int, train_posts, val_posts, cache_dir: Path, sui
         cache_dir=cache_dir / "features",
     )
     report = result.report
+    single_view = {}
     if row.tta:
+        # The same trained model without the views, for a paired comparison.
+        single_view = {f"{t}_accuracy_one_view": report.tasks[t].accuracy for t in TASKS}
         model = mmtask.MultiTaskEnsemble([result.model], image_views=list(row.tta))
         report = mmtask.evaluate_model(model, mmtask.make_dataset(val_posts, model=model))
     figures = {
@@ -299,6 +302,7 @@ def train_once(row: Row, seed: int, train_posts, val_posts, cache_dir: Path, sui
         **{f"{t}_accuracy": report.tasks[t].accuracy for t in TASKS},
         **{f"{t}_macro_f1": report.tasks[t].macro_f1 for t in TASKS},
         "post_sentiment_weighted_f1": report.tasks["post_sentiment"].weighted_f1,
+        **single_view,
     }
     if result.contributions is not None:
         post = result.contributions["post_sentiment"]
