@@ -167,6 +167,11 @@ LEVER_ROWS = [
         "frozen MiniLM-L6 + EfficientNet-Lite0, concat (baseline)",
         "configs/mvsa_frozen_concat.yaml",
     ),
+    Row(
+        "tuned",
+        "baseline tuned by `mmtask tune` (8 trials, 3-fold CV on train)",
+        "configs/mvsa_frozen_concat_tuned.yaml",
+    ),
     Row("tweetnorm", "+ tweet normaliser", "configs/mvsa_frozen_concat_tweetnorm.yaml"),
     Row("lite2", "EfficientNet-Lite2 at 260 px", "configs/mvsa_frozen_concat_lite2.yaml"),
     Row(
