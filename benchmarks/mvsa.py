@@ -53,6 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 SHARED = ROOT.parent / "shared"
 TASKS = ("text_sentiment", "image_sentiment", "post_sentiment")
+MEMBER_SEED_STEP = 10  # an ensemble row's members: seeds s, s + 10, s + 20, ...
 AIRLINE = SHARED / "data" / "airline_tweets" / "Tweets.csv"
 # The `mmtask pretrain` commands the airline recipes document, by encoder file.
 PRETRAINING = {
@@ -105,8 +106,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 class Row:
     """One table row: a recipe file, and what the driver changes in it (seed aside).
 
-    `tta` names image views (`mmtask evaluate --tta`): the trained model is
-    then evaluated averaged over them, as `MultiTaskEnsemble(image_views=...)`.
+    `members` > 1 trains the recipe with that many seeds (the row's seed, then
+    steps of `MEMBER_SEED_STEP`) and evaluates their `MultiTaskEnsemble`
+    (`mmtask ensemble`); `tta` names image views (`mmtask evaluate --tta`)
+    the model is evaluated averaged over.
     """
 
     name: str
@@ -114,6 +117,7 @@ class Row:
     recipe: str
     weighting: str | None = None
     alignment: bool = False
+    members: int = 1
     tta: tuple[str, ...] = ()
     results: list[dict] = field(default_factory=list)
 
@@ -184,6 +188,12 @@ LEVER_ROWS = [
         "baseline, evaluated with test-time flips (original + mirrored image)",
         "configs/mvsa_frozen_concat.yaml",
         tta=("original", "flip"),
+    ),
+    Row(
+        "frozen_x3",
+        "baseline, ensemble of 3 seeds (`mmtask ensemble`)",
+        "configs/mvsa_frozen_concat.yaml",
+        members=3,
     ),
     Row(
         "lite2_tta",
@@ -284,30 +294,39 @@ def splits(args: argparse.Namespace) -> list[tuple]:
 
 
 def train_once(row: Row, seed: int, train_posts, val_posts, cache_dir: Path, suite: str) -> dict:
-    spec = row.spec(seed)
-    pretrain_if_needed(spec)
+    specs = [row.spec(seed + MEMBER_SEED_STEP * k) for k in range(row.members)]
+    pretrain_if_needed(specs[0])
     start = time.perf_counter()
-    result = mmtask.train(
-        spec,
-        train_posts,
-        val_posts,
-        verbose=0,
-        contributions=suite == "fusion",
-        cache_dir=cache_dir / "features",
-    )
+    results = [
+        mmtask.train(
+            spec,
+            train_posts,
+            val_posts,
+            verbose=0,
+            contributions=suite == "fusion",
+            cache_dir=cache_dir / "features",
+        )
+        for spec in specs
+    ]
+    result = results[0]
     report = result.report
-    single_view = {}
-    if row.tta:
-        # The same trained model without the views, for a paired comparison.
-        single_view = {f"{t}_accuracy_one_view": report.tasks[t].accuracy for t in TASKS}
-        model = mmtask.MultiTaskEnsemble([result.model], image_views=list(row.tta))
+    alone = {}
+    if row.members > 1 or row.tta:
+        # Each member on its own, image as is: the paired figure the ensemble is compared with.
+        alone = {
+            f"{t}_accuracy_alone": statistics.fmean(r.report.tasks[t].accuracy for r in results)
+            for t in TASKS
+        }
+        model = mmtask.MultiTaskEnsemble(
+            [r.model for r in results], image_views=list(row.tta or ("original",))
+        )
         report = mmtask.evaluate_model(model, mmtask.make_dataset(val_posts, model=model))
     figures = {
         "best_epoch": result.selection["best_epoch"],
         **{f"{t}_accuracy": report.tasks[t].accuracy for t in TASKS},
         **{f"{t}_macro_f1": report.tasks[t].macro_f1 for t in TASKS},
         "post_sentiment_weighted_f1": report.tasks["post_sentiment"].weighted_f1,
-        **single_view,
+        **alone,
     }
     if result.contributions is not None:
         post = result.contributions["post_sentiment"]
@@ -370,6 +389,7 @@ def markdown_table(runs: Sequence[Row], summary: dict, columns) -> str:
         values = [cell(stats[key]) if key in stats else "" for _, key in columns]
         wall = f"{stats['wall_s']['mean']:.0f}"
         recipe = f"`{run.recipe}`" + (f" + {run.weighting}" if run.weighting else "")
+        recipe += f" x {run.members} seeds" if run.members > 1 else ""
         recipe += f" + `--tta {' '.join(run.tta)}`" if run.tta else ""
         lines.append("| " + " | ".join([run.label, recipe, *values, wall]) + " |")
     return "\n".join(lines)
