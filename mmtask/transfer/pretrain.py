@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mmtask.data.pipeline import batches_per_epoch
 from mmtask.errors import MmtaskError
 from mmtask.heads import ClassificationHead
 from mmtask.optimizers import build_optimizer
@@ -84,7 +85,7 @@ def pretrain_text_encoder(
     inputs = keras.Input(shape=(), dtype="string", name="text")
     outputs = ClassificationHead(num_classes, name="source_head")(text_encoder(inputs)["vector"])
     model = keras.Model(inputs, outputs, name="text_pretraining")
-    steps_per_epoch = -(-len(train_index) // batch_size)
+    steps_per_epoch = batches_per_epoch(len(train_index), batch_size)
     model.compile(
         optimizer=build_optimizer(
             optimizer or OptimizerSpec(), learning_rate, epochs, steps_per_epoch
